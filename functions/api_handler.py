@@ -1,0 +1,32 @@
+"""ApiFunction's entry: the FastAPI app under Mangum, behind API Gateway (REST).
+
+Everything is built once per container, at import (cold start, or before a SnapStart
+snapshot); each invocation only runs the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+
+from market_proxy.api.app import create_app
+from market_proxy.observability import logger, metrics, tracer
+from market_proxy.service import MarketData
+from market_proxy.settings import Settings
+
+service = MarketData.from_settings(Settings.from_env())
+app = create_app(service)
+_asgi = Mangum(app, lifespan="off")
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response: dict[str, Any] = _asgi(event, context)  # type: ignore[arg-type]
+    return response

@@ -1,0 +1,82 @@
+"""The FastAPI application: the same app under Mangum (API function) and uvicorn (stream
+function, ``make run``)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from market_proxy.api import problems
+from market_proxy.api.routes import router
+from market_proxy.observability import logger
+from market_proxy.service import MarketData
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def create_app(service: MarketData) -> FastAPI:
+    app = FastAPI(
+        title="Market data proxy",
+        version="1.0",
+        description=(
+            "Tickers, OHLCV history and live ticker streams from cryptocurrency exchanges, "
+            "answered from a cache that says how fresh every answer is."
+        ),
+    )
+    app.state.market = service
+    problems.install(app)
+    app.include_router(router)
+    app.add_middleware(CorrelationMiddleware)
+    return app
+
+
+class CorrelationMiddleware:
+    """Give every request a correlation id, log with it, and echo it as ``X-Request-Id``.
+
+    The id is API Gateway's request id: from the Lambda event under Mangum, or from the
+    request-context header that the Lambda Web Adapter adds. A caller's own ``X-Request-Id``
+    is used only when neither exists (local runs).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = correlation_id(scope)
+        logger.set_correlation_id(request_id)
+        header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def correlation_id(scope: Scope) -> str:
+    event: Any = scope.get("aws.event")
+    if isinstance(event, dict):
+        from_event = (event.get("requestContext") or {}).get("requestId")
+        if from_event:
+            return str(from_event)
+    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
+    context = headers.get(b"x-amzn-request-context")
+    if context:
+        try:
+            from_adapter = json.loads(context).get("requestId")
+        except (ValueError, AttributeError):
+            from_adapter = None
+        if from_adapter:
+            return str(from_adapter)
+    own = headers.get(REQUEST_ID_HEADER.encode())
+    if own and len(own) <= 128:
+        return own.decode("latin-1")
+    return str(uuid.uuid4())

@@ -1,0 +1,78 @@
+"""How an answer becomes an HTTP response: JSON body, freshness headers, ETag and 304."""
+
+from __future__ import annotations
+
+import json
+import math
+from email.utils import formatdate
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from market_proxy.cache.entry import Cached
+from market_proxy.service import Answer
+
+
+def freshness(cached: Cached, data: dict[str, Any]) -> dict[str, Any]:
+    """The freshness block every answer carries in its body."""
+    timestamp = data.get("timestamp")
+    return {
+        "source": cached.source,
+        "fetched_at": cached.entry.fetched_at,
+        "age_ms": cached.age_ms,
+        "fresh_until": cached.entry.fresh_until,
+        "stale": cached.is_stale,
+        "stale_reason": cached.stale_reason,
+        "exchange_timestamp": timestamp if isinstance(timestamp, int) else None,
+    }
+
+
+def freshness_headers(cached: Cached) -> dict[str, str]:
+    entry = cached.entry
+    headers = {
+        "ETag": f'"{entry.etag}"',
+        "Age": str(cached.age_ms // 1000),
+        "Last-Modified": formatdate(entry.fetched_at / 1000, usegmt=True),
+        "X-Cache": cached.source,
+        "X-Data-Age-Ms": str(cached.age_ms),
+        "X-Fetched-At": str(entry.fetched_at),
+    }
+    if cached.is_stale:
+        headers["Cache-Control"] = "no-cache"
+        headers["X-Stale-Reason"] = cached.stale_reason or "stale"
+    else:
+        remaining = max(0, math.floor((entry.fresh_until - cached.served_at) / 1000))
+        swr = max(0, (entry.swr_until - entry.fresh_until) // 1000)
+        sie = max(0, (entry.sie_until - entry.fresh_until) // 1000)
+        headers["Cache-Control"] = (
+            f"public, max-age={remaining}, stale-while-revalidate={swr}, stale-if-error={sie}"
+        )
+    return headers
+
+
+def render(request: Request, answer: Answer) -> Response:
+    """200 with the body, or 304 when the client already holds this exact payload."""
+    headers = freshness_headers(answer.cached)
+    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    body = {**answer.data, "freshness": freshness(answer.cached, answer.data)}
+    return json_response(body, headers=headers)
+
+
+def json_response(
+    body: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        content=json.dumps(body, separators=(",", ":"), allow_nan=False),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates

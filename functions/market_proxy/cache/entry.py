@@ -1,0 +1,136 @@
+"""What the cache holds for one key, and how fresh it is at a given moment.
+
+Times are integer epoch milliseconds throughout. Freshness is judged from these stamps only,
+never from whether DynamoDB has got round to deleting an expired item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from market_proxy.settings import DataPolicy
+
+Source = Literal["l1", "l2", "upstream", "stale"]
+
+
+def encode_json(payload: Any) -> bytes:
+    """The one JSON encoding used for storage, sizes and ETags."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+def digest(body: bytes) -> str:
+    """The ETag of an encoded payload: it changes exactly when the payload does."""
+    return hashlib.blake2b(body, digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A value with its freshness stamps.
+
+    Fresh until ``fresh_until``; after that it may be served stale while revalidating until
+    ``swr_until``, and stale on an exchange error until ``sie_until``.
+    """
+
+    key: str
+    payload: Any
+    fetched_at: int
+    fresh_until: int
+    swr_until: int
+    sie_until: int
+    etag: str
+    size: int
+
+    @classmethod
+    def create(
+        cls,
+        key: str,
+        payload: Any,
+        policy: DataPolicy,
+        now_ms: int,
+        *,
+        encoded: bytes | None = None,
+    ) -> Entry:
+        body = encoded if encoded is not None else encode_json(payload)
+        fresh_until = now_ms + round(policy.fresh_s * 1000)
+        return cls(
+            key=key,
+            payload=payload,
+            fetched_at=now_ms,
+            fresh_until=fresh_until,
+            swr_until=fresh_until + round(policy.swr_s * 1000),
+            sie_until=fresh_until + round(policy.sie_s * 1000),
+            etag=digest(body),
+            size=len(body),
+        )
+
+    def is_fresh(self, now_ms: int) -> bool:
+        return now_ms < self.fresh_until
+
+    def may_serve_while_revalidating(self, now_ms: int) -> bool:
+        return now_ms < self.swr_until
+
+    def may_serve_on_error(self, now_ms: int) -> bool:
+        return now_ms < self.sie_until
+
+    @property
+    def keep_until(self) -> int:
+        """Past this instant the entry is useless and storage may drop it."""
+        return max(self.fresh_until, self.swr_until, self.sie_until)
+
+    def served(self, source: Source, now_ms: int, stale_reason: str | None = None) -> Cached:
+        return Cached(entry=self, source=source, served_at=now_ms, stale_reason=stale_reason)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedError:
+    """A failure remembered for a short while, so callers do not repeat it upstream.
+
+    Used for "no such market" (negative caching) and, across containers, for a refresh that
+    failed while others waited on its lease.
+    """
+
+    code: str
+    detail: str
+    until: int
+    retry_after: float | None = None
+
+    def is_active(self, now_ms: int) -> bool:
+        return now_ms < self.until
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """Everything the shared store knows of one key: value, refresh lease, recent failure."""
+
+    entry: Entry | None = None
+    lease_owner: str | None = None
+    lease_until: int = 0
+    error: CachedError | None = None
+
+    def lease_active(self, now_ms: int) -> bool:
+        return self.lease_owner is not None and now_ms < self.lease_until
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """An entry as served to one caller: where it came from and how old it is."""
+
+    entry: Entry
+    source: Source
+    served_at: int
+    stale_reason: str | None = None
+
+    @property
+    def payload(self) -> Any:
+        return self.entry.payload
+
+    @property
+    def age_ms(self) -> int:
+        return max(0, self.served_at - self.entry.fetched_at)
+
+    @property
+    def is_stale(self) -> bool:
+        return self.source == "stale"

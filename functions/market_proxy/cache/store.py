@@ -1,0 +1,52 @@
+"""The port of the shared cache tier (L2). The engine speaks only to this protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from market_proxy.cache.entry import CachedError, Entry, StoredItem
+
+
+class CacheUnavailable(Exception):
+    """The shared store failed. The cache is an optimisation: callers carry on without it."""
+
+    def __init__(self, operation: str, reason: str) -> None:
+        super().__init__(f"{operation}: {reason}")
+        self.operation = operation
+        self.reason = reason
+
+
+class CacheStore(Protocol):
+    async def get(self, key: str, *, consistent: bool = False) -> StoredItem | None:
+        """The item for ``key``, or None when there is none."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, StoredItem]:
+        """Items for those of ``keys`` that exist, in as few round trips as the store allows."""
+        ...
+
+    async def put(self, entry: Entry) -> None:
+        """Store ``entry``, dropping any lease or error; a newer stored entry is kept."""
+        ...
+
+    async def put_many(self, entries: Sequence[Entry]) -> None:
+        """Store several entries in as few round trips as the store allows."""
+        ...
+
+    async def acquire_lease(
+        self, key: str, owner: str, until_ms: int, now_ms: int
+    ) -> tuple[bool, StoredItem | None]:
+        """Take the refresh lease on ``key`` unless it is held or the entry is fresh.
+
+        Returns whether the lease was taken and, when it was not, the item as it stands.
+        """
+        ...
+
+    async def record_error(self, key: str, owner: str, error: CachedError) -> None:
+        """Remember a failed refresh and release ``owner``'s lease."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise :class:`CacheUnavailable` unless the store answers."""
+        ...

@@ -1,0 +1,170 @@
+"""Every failure a client can meet, and the one translation of ccxt's exceptions into them.
+
+Each error carries what its problem+json answer needs (RFC 9457): an HTTP status, a stable
+machine-readable ``code``, whether retrying may help, and for throttling a ``Retry-After``.
+The API layer renders them; nothing else decides a status code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+
+class ProxyError(Exception):
+    """Base of every error the service answers with."""
+
+    status: ClassVar[int] = 502
+    code: ClassVar[str] = "upstream_error"
+    title: ClassVar[str] = "The exchange answered with an error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    @property
+    def retry_after_header(self) -> str | None:
+        """``Retry-After`` in whole seconds, rounded up, or None when it does not apply."""
+        if self.retry_after is None:
+            return None
+        return str(max(1, math.ceil(self.retry_after)))
+
+
+class UnknownExchange(ProxyError):
+    status = 404
+    code = "unknown_exchange"
+    title = "This exchange is not served"
+
+
+class UnknownMarket(ProxyError):
+    status = 404
+    code = "unknown_market"
+    title = "The exchange has no such market"
+
+
+class InvalidParameter(ProxyError):
+    status = 400
+    code = "invalid_parameter"
+    title = "A parameter is not valid"
+
+    def __init__(
+        self, parameter: str, detail: str, *, valid: Sequence[Any] | str | None = None
+    ) -> None:
+        extra: dict[str, Any] = {"parameter": parameter}
+        if valid is not None:
+            extra["valid"] = valid if isinstance(valid, str) else list(valid)
+        super().__init__(detail, extra=extra)
+
+
+class NotSupported(ProxyError):
+    status = 501
+    code = "not_supported"
+    title = "The exchange does not offer this"
+
+
+class RejectedByExchange(ProxyError):
+    status = 400
+    code = "rejected_by_exchange"
+    title = "The exchange rejected the request"
+
+
+class UpstreamRateLimited(ProxyError):
+    status = 429
+    code = "upstream_rate_limited"
+    title = "The exchange is rate limiting us"
+    retryable = True
+
+
+class UpstreamUnavailable(ProxyError):
+    status = 503
+    code = "upstream_unavailable"
+    title = "The exchange is unavailable"
+    retryable = True
+
+
+class UpstreamBanned(UpstreamUnavailable):
+    code = "upstream_banned"
+    title = "The exchange has banned our address for a while"
+
+
+class CircuitOpen(UpstreamUnavailable):
+    code = "circuit_open"
+    title = "Calls to this exchange are paused after repeated failures"
+
+
+class UpstreamTimeout(ProxyError):
+    status = 504
+    code = "upstream_timeout"
+    title = "The exchange did not answer in time"
+    retryable = True
+
+
+class UpstreamBadResponse(ProxyError):
+    status = 502
+    code = "upstream_bad_response"
+    title = "The exchange sent an answer that could not be read"
+    retryable = True
+
+
+def from_ccxt(
+    exc: BaseException, exchange_id: str, *, retry_after: float | None = None
+) -> ProxyError:
+    """Translate one ccxt exception into the error the client sees.
+
+    ``retry_after`` is the exchange's own ``Retry-After`` when it sent one. ccxt raises
+    ``DDoSProtection`` both for plain throttling and for Binance's 418 ban; the message
+    carries the status, which is how a ban is told apart.
+    """
+    from ccxt.base import errors as ccxt_errors  # deferred: ccxt is heavy to import
+
+    message = f"{exchange_id}: {exc}"[:500]
+    if isinstance(exc, ccxt_errors.DDoSProtection) and " 418 " in f" {exc} ":
+        return UpstreamBanned(message, retry_after=retry_after or 60.0)
+    if isinstance(exc, ccxt_errors.RateLimitExceeded | ccxt_errors.DDoSProtection):
+        return UpstreamRateLimited(message, retry_after=retry_after or 1.0)
+    if isinstance(exc, ccxt_errors.RequestTimeout):
+        return UpstreamTimeout(message, retry_after=retry_after)
+    if isinstance(exc, ccxt_errors.ExchangeNotAvailable):
+        return UpstreamUnavailable(message, retry_after=retry_after or 5.0)
+    if isinstance(exc, ccxt_errors.BadResponse):
+        return UpstreamBadResponse(message)
+    if isinstance(exc, ccxt_errors.NetworkError):
+        return UpstreamUnavailable(message, retry_after=retry_after or 5.0)
+    if isinstance(exc, ccxt_errors.BadSymbol):
+        return UnknownMarket(message)
+    if isinstance(exc, ccxt_errors.NotSupported):
+        return NotSupported(message)
+    if isinstance(exc, ccxt_errors.BadRequest):
+        return RejectedByExchange(message)
+    return ProxyError(message)
+
+
+def rebuild(code: str, detail: str, *, retry_after: float | None = None) -> ProxyError:
+    """The error a remembered failure stands for (see the cache engine's error memory)."""
+    kind = _BY_CODE.get(code, ProxyError)
+    return kind(detail, retry_after=retry_after)
+
+
+def kinds() -> list[type[ProxyError]]:
+    """Every error class, the base included."""
+    found: list[type[ProxyError]] = []
+    pending: list[type[ProxyError]] = [ProxyError]
+    while pending:
+        kind = pending.pop()
+        found.append(kind)
+        pending.extend(kind.__subclasses__())
+    return found
+
+
+# InvalidParameter is about a client's request, never remembered for others.
+_BY_CODE = {kind.code: kind for kind in kinds() if kind is not InvalidParameter}

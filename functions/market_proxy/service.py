@@ -1,0 +1,180 @@
+"""The MarketData service: what every entry point (API, stream, warmer) calls.
+
+It validates what a client asked for against the exchange's own markets and capabilities,
+answers from the cache and goes upstream only when the cache cannot serve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from market_proxy import errors
+from market_proxy.cache.dynamodb import DynamoDBStore, make_client
+from market_proxy.cache.engine import CacheEngine, now_ms
+from market_proxy.cache.entry import Cached
+from market_proxy.cache.memory import MemoryTier
+from market_proxy.cache.store import CacheStore, CacheUnavailable
+from market_proxy.candles import CandleStore, plan
+from market_proxy.exchanges import ExchangeGateway, Venue, exchange_class, ohlcv_page_limit
+from market_proxy.settings import Settings, SettingsError
+
+_TICKER_FIELDS = {
+    "bid": "bid",
+    "ask": "ask",
+    "last": "last",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "vwap": "vwap",
+    "base_volume": "baseVolume",
+    "quote_volume": "quoteVolume",
+    "change": "change",
+    "percentage": "percentage",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A payload with its freshness, ready for any transport."""
+
+    data: dict[str, Any]
+    cached: Cached
+
+
+class MarketData:
+    def __init__(self, settings: Settings, store: CacheStore | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.cache = CacheEngine(
+            store,
+            MemoryTier(settings.memory_cache_max_bytes),
+            lease_s=settings.lease_seconds,
+            lease_wait_s=settings.lease_wait_seconds,
+            negative_ttl_s=settings.negative_ttl_seconds,
+            refresh_in_background=settings.refresh_in_background,
+        )
+        self.gateway = ExchangeGateway(settings, self.cache)
+        unknown = [ex for ex in settings.exchanges if exchange_class(ex) is None]
+        if unknown:
+            raise SettingsError(f"EXCHANGES names exchanges ccxt does not know: {unknown}")
+        self.candle_store = CandleStore(settings, self.cache, self.gateway)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MarketData:
+        """The service wired to DynamoDB as configured (the cold-start path)."""
+        store = DynamoDBStore(make_client(settings), settings.table_name)
+        return cls(settings, store)
+
+    async def ticker(self, exchange: str, symbol: str) -> Answer:
+        """The ticker of one market, at most ``TICKER_TTL_SECONDS`` old unless marked stale.
+
+        Cost upstream: at most one ``fetch_ticker`` per key per freshness window, however
+        many callers ask at once, in this container or in others.
+        """
+        venue = await self.gateway.venue(exchange)
+        market = venue.symbols.resolve(venue.id, symbol)
+        self._require(venue, "fetchTicker")
+        key = f"ticker#{venue.id}#{market['symbol']}"
+
+        async def load() -> dict[str, Any]:
+            raw = await self.gateway.call(
+                venue.id, "ticker", lambda: venue.client.fetch_ticker(market["symbol"])
+            )
+            return normalize_ticker(venue.id, market, raw)
+
+        cached = await self.cache.get(key, self.settings.ticker_policy, load)
+        return Answer(cached.payload, cached)
+
+    async def candles(
+        self,
+        exchange: str,
+        symbol: str,
+        *,
+        timeframe: str,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int | None = None,
+    ) -> Answer:
+        """OHLCV candles; see :meth:`CandleStore.candles` for what it costs upstream."""
+        venue = await self.gateway.venue(exchange)
+        market = venue.symbols.resolve(venue.id, symbol)
+        self._require(venue, "fetchOHLCV")
+        timeframes = venue.client.timeframes or {}
+        if timeframe not in timeframes:
+            raise errors.InvalidParameter(
+                "timeframe", f"{venue.id} has no timeframe {timeframe!r}", valid=list(timeframes)
+            )
+        tf_ms = int(venue.client.parse_timeframe(timeframe) * 1000)
+        query = plan(
+            timeframe=timeframe,
+            tf_ms=tf_ms,
+            since=since,
+            until=until,
+            limit=limit,
+            now=now_ms(),
+            settings=self.settings,
+        )
+        data, cached = await self.candle_store.candles(venue, market, query)
+        return Answer(data, cached)
+
+    def exchanges(self) -> list[dict[str, Any]]:
+        """What each allow-listed exchange offers; no upstream call."""
+        described = []
+        for exchange_id in self.settings.exchanges:
+            client = self.gateway.client(exchange_id)
+            has = client.has or {}
+            described.append(
+                {
+                    "id": exchange_id,
+                    "name": client.name,
+                    "ticker": bool(has.get("fetchTicker")),
+                    "ohlcv": bool(has.get("fetchOHLCV")),
+                    "timeframes": list(client.timeframes or {}),
+                    "ohlcv_page_limit": ohlcv_page_limit(client),
+                }
+            )
+        return described
+
+    async def health(self, *, deep: bool) -> dict[str, Any]:
+        """Liveness; with ``deep``, whether the cache table answers (never raises)."""
+        report: dict[str, Any] = {"status": "ok", "exchanges": list(self.settings.exchanges)}
+        if deep:
+            if self.store is None:
+                report["cache"] = {"status": "disabled"}
+            else:
+                try:
+                    await self.store.ping()
+                    report["cache"] = {"status": "ok", "table": self.settings.table_name}
+                except CacheUnavailable as exc:
+                    report["status"] = "degraded"
+                    report["cache"] = {"status": "unavailable", "reason": exc.reason}
+        return report
+
+    async def close(self) -> None:
+        await self.cache.close()
+        await self.gateway.close()
+
+    @staticmethod
+    def _require(venue: Venue, capability: str) -> None:
+        if not (venue.client.has or {}).get(capability):
+            raise errors.NotSupported(f"{venue.id} does not offer {capability}")
+
+
+def normalize_ticker(
+    exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The public shape of a ticker: ccxt's unified fields, named in snake case."""
+    ticker: dict[str, Any] = {
+        "exchange": exchange_id,
+        "symbol": market["symbol"],
+        "market_id": market["id"],
+        "timestamp": raw.get("timestamp"),
+        "datetime": raw.get("datetime"),
+    }
+    for name, source in _TICKER_FIELDS.items():
+        value = raw.get(source)
+        ticker[name] = float(value) if isinstance(value, int | float) else None
+    return ticker

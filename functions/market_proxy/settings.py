@@ -1,0 +1,157 @@
+"""The one settings model. It is read from the environment once, at cold start.
+
+Nothing else in the code base reads ``os.environ``: handlers build :class:`Settings` with
+:meth:`Settings.from_env` and pass it down; tests build it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class DataPolicy(BaseModel):
+    """How long one kind of data is fresh, and how long past that it may still be served.
+
+    ``swr`` (stale-while-revalidate): a stale value is answered at once while one caller
+    refreshes it. ``sie`` (stale-if-error): a stale value is answered, marked, when the
+    exchange fails. Both windows count from the end of freshness.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    fresh_s: float = Field(gt=0)
+    swr_s: float = Field(default=0.0, ge=0)
+    sie_s: float = Field(default=0.0, ge=0)
+
+    @property
+    def keep_s(self) -> float:
+        """How long an item is worth keeping at all: past this it is garbage."""
+        return self.fresh_s + max(self.swr_s, self.sie_s)
+
+
+class Settings(BaseModel):
+    """Every knob of the service. Environment names are the field names upper-cased."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # Where the cache lives.
+    table_name: str = "market-data-cache"
+    dynamodb_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    dynamodb_timeout_s: float = Field(default=1.0, gt=0)
+
+    # Which exchanges, and how ccxt talks to them.
+    exchanges: tuple[str, ...] = ("binance", "kraken")
+    exchange_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    upstream_timeout_ms: int = Field(default=8000, ge=100, le=60000)
+
+    # Freshness, per kind of data.
+    ticker_ttl_seconds: float = Field(default=2.0, gt=0)
+    ticker_swr_seconds: float = Field(default=10.0, ge=0)
+    ticker_sie_seconds: float = Field(default=300.0, ge=0)
+    ohlcv_open_ttl_seconds: float = Field(default=10.0, gt=0)
+    ohlcv_closed_ttl_seconds: float = Field(default=30 * 86400.0, gt=0)
+    ohlcv_sie_seconds: float = Field(default=3600.0, ge=0)
+    markets_ttl_seconds: float = Field(default=3600.0, gt=0)
+    markets_snapshot_max_age_seconds: float = Field(default=86400.0, gt=0)
+    negative_ttl_seconds: float = Field(default=60.0, ge=0)
+
+    # Coalescing.
+    lease_seconds: float = Field(default=5.0, gt=0)
+    lease_wait_seconds: float = Field(default=3.0, ge=0)
+    refresh_in_background: bool = False
+
+    # Bounds on what one request may ask for.
+    memory_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    ohlcv_max_candles: int = Field(default=20000, ge=1)
+    ohlcv_default_limit: int = Field(default=100, ge=1)
+
+    # `make run`.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("exchanges", mode="before")
+    @classmethod
+    def _split_exchanges(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            return tuple(dict.fromkeys(str(part) for part in value if part))
+        return value
+
+    @field_validator("exchanges")
+    @classmethod
+    def _known_exchanges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one exchange must be allow-listed")
+        for exchange_id in value:
+            if not exchange_id.isidentifier() or not exchange_id.islower():
+                raise ValueError(f"{exchange_id!r} is not a ccxt exchange id")
+        return value
+
+    @field_validator("exchange_options", mode="before")
+    @classmethod
+    def _parse_options(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def ticker_policy(self) -> DataPolicy:
+        return DataPolicy(
+            fresh_s=self.ticker_ttl_seconds,
+            swr_s=self.ticker_swr_seconds,
+            sie_s=self.ticker_sie_seconds,
+        )
+
+    @property
+    def open_candles_policy(self) -> DataPolicy:
+        return DataPolicy(fresh_s=self.ohlcv_open_ttl_seconds, sie_s=self.ohlcv_sie_seconds)
+
+    @property
+    def closed_candles_policy(self) -> DataPolicy:
+        return DataPolicy(fresh_s=self.ohlcv_closed_ttl_seconds)
+
+    @property
+    def markets_policy(self) -> DataPolicy:
+        return DataPolicy(
+            fresh_s=self.markets_ttl_seconds,
+            sie_s=max(0.0, self.markets_snapshot_max_age_seconds - self.markets_ttl_seconds),
+        )
+
+    @property
+    def negative_policy(self) -> DataPolicy:
+        return DataPolicy(fresh_s=max(self.negative_ttl_seconds, 0.001))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read every field from its upper-cased environment variable, where set.
+
+        Raises :class:`SettingsError` naming each bad variable, so a misconfigured function
+        fails at cold start with a message an operator can act on.
+        """
+        env = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        for name in cls.model_fields:
+            value = env.get(name.upper())
+            if value is not None and value != "":
+                raw[name] = value
+        if "aws_region" not in raw and env.get("AWS_DEFAULT_REGION"):
+            raw["aws_region"] = env["AWS_DEFAULT_REGION"]
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise SettingsError(f"invalid configuration: {problems}") from exc
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a valid configuration."""

@@ -1,0 +1,83 @@
+"""Turning what a client typed into one of the exchange's markets.
+
+Accepted, in any case: the canonical ccxt symbol (``BTC/USDT``, ``BTC/USDT:USDT``), the same
+with ``-`` or ``_`` between base and quote (``btc-usdt``, ``BTC_USDT:USDT``), and the
+exchange's own market id (``BTCUSDT``, ``XBTUSDT``). Where one id names several markets
+(Binance uses ``BTCUSDT`` for spot and for the perpetual), the spot market wins; the
+settlement suffix selects the derivative.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from market_proxy.errors import InvalidParameter, UnknownMarket
+
+MAX_SYMBOL_LENGTH = 64
+_ALLOWED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_:.\-]*$")
+_SEPARATOR = re.compile(r"[-_]")
+
+
+def validate_symbol_text(raw: str) -> str:
+    """Reject input that cannot be any market's name before touching anything else."""
+    text = raw.strip()
+    if not text or len(text) > MAX_SYMBOL_LENGTH or not _ALLOWED.match(text):
+        raise InvalidParameter(
+            "symbol",
+            f"symbol must be 1 to {MAX_SYMBOL_LENGTH} characters of letters, digits and / _ : . -",
+            valid="e.g. BTC/USDT, BTC-USDT, BTC_USDT, BTC/USDT:USDT or the exchange's id BTCUSDT",
+        )
+    return text
+
+
+class SymbolIndex:
+    """Case-insensitive look-ups over one exchange's markets, built once per markets load."""
+
+    def __init__(self, markets: Mapping[str, Mapping[str, Any]]) -> None:
+        self._markets = markets
+        self._by_symbol: dict[str, str] = {}
+        self._by_id: dict[str, str] = {}
+        for symbol, market in markets.items():
+            self._by_symbol.setdefault(symbol.upper(), symbol)
+            market_id = market.get("id")
+            if not isinstance(market_id, str):
+                continue
+            upper_id = market_id.upper()
+            held = self._by_id.get(upper_id)
+            if held is None or (market.get("spot") and not markets[held].get("spot")):
+                self._by_id[upper_id] = symbol
+
+    def resolve(self, exchange_id: str, raw: str) -> Mapping[str, Any]:
+        """The market ``raw`` names, or :class:`UnknownMarket` with a few close names."""
+        text = validate_symbol_text(raw)
+        if text in self._markets:
+            return self._markets[text]
+        upper = text.upper()
+        for candidate in _spellings(upper):
+            symbol = self._by_symbol.get(candidate)
+            if symbol is not None:
+                return self._markets[symbol]
+        symbol = self._by_id.get(upper)
+        if symbol is not None:
+            return self._markets[symbol]
+        close = difflib.get_close_matches(
+            _spellings(upper)[-1], list(self._by_symbol), n=3, cutoff=0.75
+        )
+        raise UnknownMarket(
+            f"{exchange_id} has no market {text!r}",
+            extra={"suggestions": [self._by_symbol[c] for c in close]},
+        )
+
+    def __len__(self) -> int:
+        return len(self._markets)
+
+
+def _spellings(upper: str) -> list[str]:
+    """``upper`` as typed, then with its first separator read as the base/quote slash."""
+    if "/" in upper:
+        return [upper]
+    pair, colon, settle = upper.partition(":")
+    return [upper, _SEPARATOR.sub("/", pair, count=1) + colon + settle]

@@ -1,0 +1,59 @@
+import pytest
+
+from market_proxy.errors import InvalidParameter, UnknownMarket
+from market_proxy.symbols import SymbolIndex
+
+BINANCE = SymbolIndex(
+    {
+        "BTC/USDT:USDT": {"id": "BTCUSDT", "symbol": "BTC/USDT:USDT", "spot": False},
+        "BTC/USDT": {"id": "BTCUSDT", "symbol": "BTC/USDT", "spot": True},
+        "ETH/USDT": {"id": "ETHUSDT", "symbol": "ETH/USDT", "spot": True},
+        "1000SHIB/USDT": {"id": "1000SHIBUSDT", "symbol": "1000SHIB/USDT", "spot": True},
+        "BTC/USDT:USDT-250328": {"id": "BTCUSDT_250328", "symbol": "BTC/USDT:USDT-250328", "spot": False},
+    }
+)
+KRAKEN = SymbolIndex({"BTC/USDT": {"id": "XBTUSDT", "symbol": "BTC/USDT", "spot": True}})
+
+
+@pytest.mark.parametrize(
+    ("typed", "symbol"),
+    [
+        ("BTC/USDT", "BTC/USDT"),
+        ("btc/usdt", "BTC/USDT"),
+        ("BTC-USDT", "BTC/USDT"),
+        ("btc_usdt", "BTC/USDT"),
+        ("BTCUSDT", "BTC/USDT"),
+        ("btcusdt", "BTC/USDT"),
+        ("BTC/USDT:USDT", "BTC/USDT:USDT"),
+        ("btc-usdt:usdt", "BTC/USDT:USDT"),
+        ("1000shib-usdt", "1000SHIB/USDT"),
+        ("BTC/USDT:USDT-250328", "BTC/USDT:USDT-250328"),
+        ("btcusdt_250328", "BTC/USDT:USDT-250328"),
+    ],
+)
+def test_every_accepted_spelling_resolves_to_the_canonical_market(typed: str, symbol: str) -> None:
+    assert BINANCE.resolve("binance", typed)["symbol"] == symbol
+
+
+def test_a_shared_exchange_id_resolves_to_the_spot_market() -> None:
+    assert BINANCE.resolve("binance", "BTCUSDT")["spot"] is True
+
+
+def test_the_exchanges_own_id_resolves_where_it_differs_from_the_symbol() -> None:
+    assert KRAKEN.resolve("kraken", "XBTUSDT")["symbol"] == "BTC/USDT"
+    assert KRAKEN.resolve("kraken", "btc-usdt")["id"] == "XBTUSDT"
+
+
+def test_an_unknown_market_is_a_404_with_close_suggestions() -> None:
+    with pytest.raises(UnknownMarket) as caught:
+        BINANCE.resolve("binance", "BTC-USDC")
+    assert caught.value.status == 404
+    assert "BTC/USDT" in caught.value.extra["suggestions"]
+
+
+@pytest.mark.parametrize("typed", ["", " ", "BTC USDT", "BTC/USDT;drop", "<script>", "A" * 65, "/BTC"])
+def test_text_that_cannot_name_a_market_is_a_400(typed: str) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        BINANCE.resolve("binance", typed)
+    assert caught.value.status == 400
+    assert caught.value.extra["parameter"] == "symbol"
