@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
 from market_proxy.api.app import create_app
-from market_proxy.observability import logger, metrics, tracer
+from market_proxy.observability import flush_exchange_metrics, logger, metrics, tracer
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 
@@ -28,5 +28,8 @@ _asgi = Mangum(app, lifespan="off")
     correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
 )
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response: dict[str, Any] = _asgi(event, context)  # type: ignore[arg-type]
+    try:
+        response: dict[str, Any] = _asgi(event, context)  # type: ignore[arg-type]
+    finally:
+        flush_exchange_metrics()
     return response

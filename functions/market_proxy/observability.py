@@ -1,49 +1,72 @@
-"""Powertools singletons shared by every entry point, and the few measurements the core takes.
+"""Powertools singletons shared by every entry point, and the measurements the core takes.
 
 Service name, metrics namespace and tracing are set in the template's ``Globals`` (through
-Powertools' own environment variables), not here.
+Powertools' own environment variables), not here. Recording a metric never fails a request.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 
+# Metrics' dimensions apply to a whole flush, so figures broken down by exchange are kept in
+# a metric set of their own per exchange and flushed beside the main one.
+_by_exchange: dict[str, EphemeralMetrics] = {}
+
 
 def count(name: str, value: float = 1, *, exchange: str | None = None) -> None:
-    """Add to a count metric; with ``exchange`` it is also counted under that dimension."""
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    if exchange is not None:
-        _per_exchange(name, MetricUnit.Count, value, exchange)
+    """Add to a count; with ``exchange`` it is counted under that dimension as well."""
+    _record(name, MetricUnit.Count, value, exchange)
 
 
 def latency(name: str, milliseconds: float, *, exchange: str | None = None) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
-    if exchange is not None:
-        _per_exchange(name, MetricUnit.Milliseconds, milliseconds, exchange)
+    _record(name, MetricUnit.Milliseconds, milliseconds, exchange)
 
 
-def _per_exchange(name: str, unit: MetricUnit, value: float, exchange: str) -> None:
-    # Metrics' own dimensions apply to every metric of a flush; a metric broken down by
-    # exchange needs a blob of its own.
-    from aws_lambda_powertools.metrics import single_metric
+def _record(name: str, unit: MetricUnit, value: float, exchange: str | None) -> None:
+    try:
+        metrics.add_metric(name=name, unit=unit, value=value)
+        if exchange is not None:
+            per_exchange = _by_exchange.get(exchange)
+            if per_exchange is None:
+                per_exchange = EphemeralMetrics()
+                per_exchange.set_default_dimensions(exchange=exchange)
+                _by_exchange[exchange] = per_exchange
+            per_exchange.add_metric(name=name, unit=unit, value=value)
+    except Exception:  # a full or misconfigured metric set must not fail the request
+        logger.debug("metric not recorded", extra={"metric": name})
 
-    with single_metric(
-        name=f"{name}ByExchange",
-        unit=unit,
-        value=value,
-        namespace=metrics.namespace,
-        default_dimensions=metrics.default_dimensions,
-    ) as metric:
-        metric.add_dimension(name="exchange", value=exchange)
+
+def flush_exchange_metrics() -> None:
+    """Emit the per-exchange figures recorded since the last flush (end of an invocation)."""
+    for per_exchange in _by_exchange.values():
+        _flush(per_exchange)
+
+
+def flush_all_metrics() -> None:
+    """Emit every figure recorded since the last flush: where no handler decorator does it
+    (a request served under uvicorn by the Lambda Web Adapter)."""
+    flush_exchange_metrics()
+    _flush(metrics)
+
+
+def _flush(metric_set: Metrics | EphemeralMetrics) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no metrics to publish" is normal for some requests
+        try:
+            metric_set.flush_metrics()
+        except Exception:
+            logger.warning("metrics could not be flushed", exc_info=True)
+            metric_set.clear_metrics()
 
 
 @contextmanager

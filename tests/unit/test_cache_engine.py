@@ -47,7 +47,9 @@ class Upstream:
         return {"last": 100.0 + self.calls}
 
 
-def engine(store: DynamoDBStore | None, clock: Callable[[], int] = now_ms, **kwargs: Any) -> CacheEngine:
+def engine(
+    store: DynamoDBStore | None, clock: Callable[[], int] = now_ms, **kwargs: Any
+) -> CacheEngine:
     options: dict[str, Any] = {"lease_s": 5, "lease_wait_s": 3, "negative_ttl_s": 60}
     options.update(kwargs)
     return CacheEngine(store, MemoryTier(10_000_000), clock=clock, **options)
@@ -71,7 +73,9 @@ async def test_another_container_is_served_from_the_shared_table(store: DynamoDB
     assert upstream.calls == 1
 
 
-async def test_freshness_is_judged_from_stamps_not_from_the_item_still_existing(store: DynamoDBStore) -> None:
+async def test_freshness_is_judged_from_stamps_not_from_the_item_still_existing(
+    store: DynamoDBStore,
+) -> None:
     clock, upstream = Clock(), Upstream()
     await engine(store, clock).get(KEY, POLICY, upstream)
     clock.advance(POLICY.fresh_s + 0.001)
@@ -80,22 +84,30 @@ async def test_freshness_is_judged_from_stamps_not_from_the_item_still_existing(
     assert upstream.calls == 2
 
 
-async def test_concurrent_misses_in_one_process_make_one_upstream_call(store: DynamoDBStore) -> None:
+async def test_concurrent_misses_in_one_process_make_one_upstream_call(
+    store: DynamoDBStore,
+) -> None:
     cache, upstream = engine(store), Upstream(delay=0.05)
     answers = await asyncio.gather(*(cache.get(KEY, POLICY, upstream) for _ in range(200)))
     assert upstream.calls == 1
     assert {a.payload["last"] for a in answers} == {101.0}
 
 
-async def test_concurrent_misses_in_several_containers_make_one_upstream_call(store: DynamoDBStore) -> None:
+async def test_concurrent_misses_in_several_containers_make_one_upstream_call(
+    store: DynamoDBStore,
+) -> None:
     upstream = Upstream(delay=0.1)
     containers = [engine(store) for _ in range(4)]
-    answers = await asyncio.gather(*(c.get(KEY, POLICY, upstream) for c in containers for _ in range(25)))
+    answers = await asyncio.gather(
+        *(c.get(KEY, POLICY, upstream) for c in containers for _ in range(25))
+    )
     assert upstream.calls == 1
     assert {a.source for a in answers} <= {"upstream", "l2"}
 
 
-async def test_a_crashed_lease_holder_blocks_only_until_its_lease_lapses(store: DynamoDBStore) -> None:
+async def test_a_crashed_lease_holder_blocks_only_until_its_lease_lapses(
+    store: DynamoDBStore,
+) -> None:
     started = now_ms()
     taken, _ = await store.acquire_lease(KEY, "crashed-container", started + 300, started)
     assert taken
@@ -111,7 +123,9 @@ async def test_a_crashed_lease_holder_blocks_only_until_its_lease_lapses(store: 
     assert loaded_at[0] >= started + 300
 
 
-async def test_waiters_give_up_after_the_wait_budget_and_load_themselves(store: DynamoDBStore) -> None:
+async def test_waiters_give_up_after_the_wait_budget_and_load_themselves(
+    store: DynamoDBStore,
+) -> None:
     started = now_ms()
     await store.acquire_lease(KEY, "slow-container", started + 60_000, started)
     upstream = Upstream()
@@ -120,7 +134,9 @@ async def test_waiters_give_up_after_the_wait_budget_and_load_themselves(store: 
     assert upstream.calls == 1
 
 
-async def test_stale_is_served_at_once_while_another_caller_revalidates(store: DynamoDBStore) -> None:
+async def test_stale_is_served_at_once_while_another_caller_revalidates(
+    store: DynamoDBStore,
+) -> None:
     clock, upstream = Clock(), Upstream(delay=0.1)
     cache = engine(store, clock)
     await cache.get(KEY, POLICY, upstream)
@@ -137,7 +153,9 @@ async def test_stale_is_served_at_once_while_another_caller_revalidates(store: D
     assert upstream.calls == 2
 
 
-async def test_with_background_refresh_even_the_first_caller_gets_stale_at_once(store: DynamoDBStore) -> None:
+async def test_with_background_refresh_even_the_first_caller_gets_stale_at_once(
+    store: DynamoDBStore,
+) -> None:
     clock, upstream = Clock(), Upstream(delay=0.05)
     cache = engine(store, clock, refresh_in_background=True)
     await cache.get(KEY, POLICY, upstream)
@@ -148,7 +166,9 @@ async def test_with_background_refresh_even_the_first_caller_gets_stale_at_once(
     assert (await cache.get(KEY, POLICY, upstream)).payload == {"last": 102.0}
 
 
-async def test_past_the_revalidate_window_callers_wait_for_the_refresh(store: DynamoDBStore) -> None:
+async def test_past_the_revalidate_window_callers_wait_for_the_refresh(
+    store: DynamoDBStore,
+) -> None:
     clock, upstream = Clock(), Upstream()
     cache = engine(store, clock)
     await cache.get(KEY, POLICY, upstream)
@@ -178,7 +198,9 @@ async def test_past_the_error_window_the_failure_is_raised(store: DynamoDBStore)
         await cache.get(KEY, POLICY, upstream)
 
 
-async def test_a_failure_is_remembered_briefly_so_callers_do_not_hammer_the_exchange(store: DynamoDBStore) -> None:
+async def test_a_failure_is_remembered_briefly_so_callers_do_not_hammer_the_exchange(
+    store: DynamoDBStore,
+) -> None:
     upstream = Upstream()
     upstream.fail = errors.UpstreamRateLimited("binance: slow down", retry_after=30)
     with pytest.raises(errors.UpstreamRateLimited):

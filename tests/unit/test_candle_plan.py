@@ -62,7 +62,9 @@ def test_since_until_and_limit_take_the_first_limit_candles_of_the_range() -> No
         ({"since": OPEN - 30_000 * MIN, "until": OPEN}, "until"),
     ],
 )
-def test_invalid_ranges_are_refused_naming_the_parameter(kwargs: dict[str, int], parameter: str) -> None:
+def test_invalid_ranges_are_refused_naming_the_parameter(
+    kwargs: dict[str, int], parameter: str
+) -> None:
     with pytest.raises(InvalidParameter) as caught:
         planned(**kwargs)
     assert caught.value.extra["parameter"] == parameter

@@ -23,18 +23,21 @@ def incompressible(size: int) -> list[str]:
 
 
 def raw_items(dynamodb: Any) -> list[dict[str, Any]]:
-    return dynamodb.scan(TableName="cache-test")["Items"]
+    items: list[dict[str, Any]] = dynamodb.scan(TableName="cache-test")["Items"]
+    return items
 
 
 def item_size(item: dict[str, Any]) -> int:
     size = 0
     for name, value in item.items():
-        (kind, content), = value.items()
+        ((kind, content),) = value.items()
         size += len(name) + (len(content) if kind in ("S", "B") else 21)
     return size
 
 
-async def test_a_small_payload_round_trips_as_plain_json(store: DynamoDBStore, dynamodb: Any) -> None:
+async def test_a_small_payload_round_trips_as_plain_json(
+    store: DynamoDBStore, dynamodb: Any
+) -> None:
     entry = Entry.create("ticker#x#A/B", {"last": 1.5}, POLICY, now_ms())
     await store.put(entry)
     assert (await store.get(entry.key)).entry == entry  # type: ignore[union-attr]
@@ -43,20 +46,25 @@ async def test_a_small_payload_round_trips_as_plain_json(store: DynamoDBStore, d
     assert int(item["expires_at"]["N"]) >= entry.keep_until // 1000
 
 
-async def test_a_payload_over_the_item_limit_is_split_and_every_item_fits(store: DynamoDBStore, dynamodb: Any) -> None:
+async def test_a_payload_over_the_item_limit_is_split_and_every_item_fits(
+    store: DynamoDBStore, dynamodb: Any
+) -> None:
     payload = incompressible(3 * PART_SIZE)
     entry = Entry.create("markets#binance", payload, POLICY, now_ms())
     assert entry.size > ITEM_LIMIT
     await store.put(entry)
     stored = await store.get(entry.key)
-    assert stored is not None and stored.entry is not None
+    assert stored is not None
+    assert stored.entry is not None
     assert stored.entry.payload == payload
     items = raw_items(dynamodb)
     assert len(items) > 2
     assert max(item_size(item) for item in items) < ITEM_LIMIT
 
 
-async def test_a_torn_split_payload_reads_as_a_miss_not_as_garbage(store: DynamoDBStore, dynamodb: Any) -> None:
+async def test_a_torn_split_payload_reads_as_a_miss_not_as_garbage(
+    store: DynamoDBStore, dynamodb: Any
+) -> None:
     entry = Entry.create("markets#binance", incompressible(2 * PART_SIZE), POLICY, now_ms())
     await store.put(entry)
     part = next(i for i in raw_items(dynamodb) if "#part#" in i["pk"]["S"])
@@ -75,7 +83,9 @@ async def test_an_older_write_never_replaces_a_newer_entry(store: DynamoDBStore)
     assert (await store.get("k")).entry.payload == {"v": "new"}  # type: ignore[union-attr]
 
 
-async def test_batch_reads_and_writes_cover_more_keys_than_one_call_takes(store: DynamoDBStore) -> None:
+async def test_batch_reads_and_writes_cover_more_keys_than_one_call_takes(
+    store: DynamoDBStore,
+) -> None:
     now = now_ms()
     entries = [Entry.create(f"k{i}", {"i": i, "pad": "x" * 2000}, POLICY, now) for i in range(130)]
     await store.put_many(entries)
@@ -84,15 +94,21 @@ async def test_batch_reads_and_writes_cover_more_keys_than_one_call_takes(store:
     assert found["k129"].entry.payload["i"] == 129  # type: ignore[union-attr]
 
 
-async def test_a_lease_is_refused_while_held_and_while_the_entry_is_fresh(store: DynamoDBStore) -> None:
+async def test_a_lease_is_refused_while_held_and_while_the_entry_is_fresh(
+    store: DynamoDBStore,
+) -> None:
     now = now_ms()
     assert (await store.acquire_lease("k", "a", now + 5000, now))[0]
     taken, current = await store.acquire_lease("k", "b", now + 5000, now)
-    assert not taken and current is not None and current.lease_owner == "a"
+    assert not taken
+    assert current is not None
+    assert current.lease_owner == "a"
     assert (await store.acquire_lease("k", "b", now + 9000, now + 5001))[0]
     await store.put(Entry.create("k", {"v": 1}, POLICY, now + 5002))
     taken, current = await store.acquire_lease("k", "c", now + 9000, now + 5003)
-    assert not taken and current is not None and current.entry is not None
+    assert not taken
+    assert current is not None
+    assert current.entry is not None
     assert current.lease_owner is None
 
 

@@ -52,5 +52,7 @@ def test_a_bad_variable_is_named_in_the_error(name: str, value: str, mentioned: 
 
 
 def test_keep_window_covers_the_longest_stale_window() -> None:
-    policy = Settings(ticker_ttl_seconds=2, ticker_swr_seconds=10, ticker_sie_seconds=300).ticker_policy
+    policy = Settings(
+        ticker_ttl_seconds=2, ticker_swr_seconds=10, ticker_sie_seconds=300
+    ).ticker_policy
     assert policy.keep_s == 302

@@ -9,7 +9,11 @@ BINANCE = SymbolIndex(
         "BTC/USDT": {"id": "BTCUSDT", "symbol": "BTC/USDT", "spot": True},
         "ETH/USDT": {"id": "ETHUSDT", "symbol": "ETH/USDT", "spot": True},
         "1000SHIB/USDT": {"id": "1000SHIBUSDT", "symbol": "1000SHIB/USDT", "spot": True},
-        "BTC/USDT:USDT-250328": {"id": "BTCUSDT_250328", "symbol": "BTC/USDT:USDT-250328", "spot": False},
+        "BTC/USDT:USDT-250328": {
+            "id": "BTCUSDT_250328",
+            "symbol": "BTC/USDT:USDT-250328",
+            "spot": False,
+        },
     }
 )
 KRAKEN = SymbolIndex({"BTC/USDT": {"id": "XBTUSDT", "symbol": "BTC/USDT", "spot": True}})
@@ -51,7 +55,9 @@ def test_an_unknown_market_is_a_404_with_close_suggestions() -> None:
     assert "BTC/USDT" in caught.value.extra["suggestions"]
 
 
-@pytest.mark.parametrize("typed", ["", " ", "BTC USDT", "BTC/USDT;drop", "<script>", "A" * 65, "/BTC"])
+@pytest.mark.parametrize(
+    "typed", ["", " ", "BTC USDT", "BTC/USDT;drop", "<script>", "A" * 65, "/BTC"]
+)
 def test_text_that_cannot_name_a_market_is_a_400(typed: str) -> None:
     with pytest.raises(InvalidParameter) as caught:
         BINANCE.resolve("binance", typed)

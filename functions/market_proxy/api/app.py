@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from market_proxy.api import problems
@@ -52,13 +53,21 @@ class CorrelationMiddleware:
         request_id = correlation_id(scope)
         logger.set_correlation_id(request_id)
         header = (REQUEST_ID_HEADER.encode(), request_id.encode())
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if started:
+                raise
+            await problems.unexpected(Request(scope))(scope, receive, send_with_id)
 
 
 def correlation_id(scope: Scope) -> str:

@@ -101,8 +101,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    # A bug, not something a client or an exchange did: logged with its trace, counted.
+def unexpected(request: Request) -> Response:
+    """The answer to a bug (not something a client or an exchange did): logged, counted."""
     logger.exception("unhandled error", extra={"path": request.url.path})
     count("Http500")
     return problem_response(
@@ -119,7 +119,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.ProxyError, _proxy_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # Anything else is answered by the correlation middleware, with `unexpected`.
 
 
 def describe() -> list[dict[str, Any]]:

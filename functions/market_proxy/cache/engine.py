@@ -229,9 +229,10 @@ class CacheEngine:
 
     def _landed(self, key: str, task: asyncio.Task[Cached]) -> None:
         self._flights.pop(key, None)
-        # A refresh nobody awaited (its callers were answered stale) must not fail silently.
-        if not task.cancelled() and task.exception() is not None:
-            logger.info("background refresh failed", extra={"key": key})
+        # Retrieved so that a refresh nobody awaited (its callers were answered stale) does
+        # not warn at exit; the failure itself was logged where it happened.
+        if not task.cancelled():
+            task.exception()
 
     async def _read(self, key: str, *, consistent: bool = False) -> StoredItem | None:
         if self._store is None:

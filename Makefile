@@ -1,0 +1,74 @@
+# Two commands matter: `make run` serves the API locally, `make test` runs every test.
+# Both install what they need first, on a machine with Python 3.12, Java 17 and Node/npm.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+LOCAL_ENV := PYTHONPATH=functions:. POWERTOOLS_SERVICE_NAME=market-data-proxy \
+  POWERTOOLS_METRICS_DISABLED=true POWERTOOLS_TRACE_DISABLED=true
+
+# The Lambda runtime is python3.12: develop, test and build with the same minor version.
+PYTHON_VERSION := 3.12
+# (pyenv's shim for a version that is installed but not selected fails to run, hence the test.)
+PYTHON ?= $(shell for c in $$(command -v python$(PYTHON_VERSION)) $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(PYTHON_VERSION).*/bin/python$(PYTHON_VERSION) 2>/dev/null | sort -V -r); do "$$c" -c '' 2>/dev/null && { echo "$$c"; break; }; done)
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/uv/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+.PHONY: help deps run demo test check lint typecheck unit integration e2e bench lock clean
+
+help:
+	@echo "make run      serve the API on http://127.0.0.1:8000 (embedded DynamoDB)"
+	@echo "make demo     the same, with a simulated exchange whose prices move"
+	@echo "make test     install everything, then run lint, types and every test"
+	@echo "make bench    benchmarks: prints figures and ratios"
+	@echo "make lock     re-lock dependencies and export functions/requirements.txt"
+
+.tools/uv/bin/uv:
+	python3 -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(BIN)/python: pyproject.toml uv.lock | $(UV)
+	@test -n "$(PYTHON)" || { echo "Python $(PYTHON_VERSION) not found: install it (pyenv install $(PYTHON_VERSION)) or pass PYTHON=/path/to/python$(PYTHON_VERSION)"; exit 1; }
+	$(UV) sync --frozen --python "$(PYTHON)"
+	@touch $@
+
+infra/dynamodb-local/node_modules/.package-lock.json: infra/dynamodb-local/package-lock.json
+	npm ci --prefix infra/dynamodb-local --no-audit --no-fund
+
+deps: $(BIN)/python infra/dynamodb-local/node_modules/.package-lock.json
+
+run: $(BIN)/python
+	$(LOCAL_ENV) $(BIN)/python -m infra.local.serve
+
+demo: $(BIN)/python
+	$(LOCAL_ENV) $(BIN)/python -m infra.local.serve --simulate
+
+test: deps check
+	$(BIN)/pytest
+
+check: lint typecheck
+
+lint: $(BIN)/python
+	$(BIN)/ruff format --check functions infra tests
+	$(BIN)/ruff check functions infra tests
+
+typecheck: $(BIN)/python
+	$(BIN)/mypy functions infra tests
+
+unit: $(BIN)/python
+	$(BIN)/pytest tests/unit
+
+bench: deps
+	PYTHONPATH=functions:. $(BIN)/python -m tests.perf
+
+lock: | $(UV)
+	$(UV) lock --python "$(PYTHON)"
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o functions/requirements.txt
+
+clean:
+	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache infra/dynamodb-local/node_modules
