@@ -1,4 +1,4 @@
-"""Settings every test session needs: no real AWS, Powertools quiet and deterministic."""
+"""Settings every test session needs (no real AWS, quiet Powertools) and the shared stack."""
 
 from __future__ import annotations
 
@@ -17,3 +17,52 @@ os.environ.update(
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+
+from collections.abc import Iterator
+
+import pytest
+
+from infra.exchange_sim import ExchangeSim
+from infra.local.dynamodb import DynamoDBLocal
+from market_proxy.settings import Settings
+from tests.support.stack import drop_table, new_table, settings_for
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    """AWS's DynamoDB Local, once per session, on a free loopback port."""
+    with DynamoDBLocal() as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def exchange_sim_session() -> Iterator[ExchangeSim]:
+    with ExchangeSim() as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(exchange_sim_session: ExchangeSim) -> ExchangeSim:
+    """The loopback exchange, with calls, faults and clock reset for each test."""
+    exchange_sim_session.reset_calls()
+    exchange_sim_session.clear_faults()
+    exchange_sim_session.set_clock(None)
+    exchange_sim_session.set_latency(0.0)
+    return exchange_sim_session
+
+
+@pytest.fixture
+def table(dynamodb_local: DynamoDBLocal) -> Iterator[str]:
+    name = new_table(dynamodb_local.endpoint)
+    yield name
+    drop_table(dynamodb_local.endpoint, name)
+
+
+@pytest.fixture
+def settings(dynamodb_local: DynamoDBLocal, table: str, sim: ExchangeSim) -> Settings:
+    return settings_for(dynamodb_local.endpoint, table, sim)

@@ -14,7 +14,7 @@ the touched buckets back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -105,8 +105,15 @@ def _ceil(ts: int, step: int) -> int:
 
 
 class CandleStore:
-    def __init__(self, settings: Settings, cache: CacheEngine, gateway: ExchangeGateway) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cache: CacheEngine,
+        gateway: ExchangeGateway,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self._settings = settings
+        self._clock = clock
         self._cache = cache
         self._gateway = gateway
         self._flights: dict[tuple[Any, ...], asyncio.Task[list[Candle]]] = {}
@@ -128,7 +135,7 @@ class CandleStore:
         starts = range(query.start // span * span, query.end, span)
         keys = [f"{prefix}{start}" for start in starts]
         held = await self._cache.peek_many(keys)
-        now = now_ms()
+        now = self._clock()
         open_start = now // query.tf_ms * query.tf_ms
 
         buckets = {key: _Bucket.load(held.get(key)) for key in keys}
@@ -147,11 +154,14 @@ class CandleStore:
             else:
                 source = "upstream"
                 await self._write_back(buckets, prefix, span, query, missing, fetched, open_start)
-                covered = [iv for b in buckets.values() for iv in b.usable(now_ms())]
+                covered = [iv for b in buckets.values() for iv in b.usable(self._clock())]
 
         rows = _select(buckets.values(), query.start, query.end)
         payload = _report(venue, market, query, rows, covered, open_start)
-        return payload, _freshness(buckets.values(), payload, source, stale_reason, self._settings)
+        freshness = _freshness(
+            buckets.values(), payload, source, stale_reason, self._settings, self._clock()
+        )
+        return payload, freshness
 
     async def _fetch(
         self, venue: Venue, symbol: str, query: CandleQuery, missing: Sequence[Interval]
@@ -198,7 +208,7 @@ class CandleStore:
         fetched: list[Candle],
         open_start: int,
     ) -> None:
-        now = now_ms()
+        now = self._clock()
         changed = []
         for key, bucket in buckets.items():
             low = int(key[len(prefix) :])
@@ -371,6 +381,7 @@ def _freshness(
     source: Source,
     stale_reason: str | None,
     settings: Settings,
+    now: int,
 ) -> Cached:
     """One freshness for an answer assembled from several buckets: as old as its oldest
     bucket, fresh until the first bucket holding an open candle goes stale."""

@@ -74,8 +74,11 @@ def exchange_class(exchange_id: str) -> Any:
 
 
 class ExchangeGateway:
-    def __init__(self, settings: Settings, cache: CacheEngine) -> None:
+    def __init__(
+        self, settings: Settings, cache: CacheEngine, clock: Callable[[], int] = now_ms
+    ) -> None:
         self._settings = settings
+        self._clock = clock
         self._cache = cache
         self._venues: dict[str, Venue] = {}
         self._opening: dict[str, asyncio.Task[Venue]] = {}
@@ -114,7 +117,7 @@ class ExchangeGateway:
         """The exchange with its markets loaded; markets are refreshed once they go stale."""
         exchange_id = self.check_allowed(exchange_id)
         venue = self._venues.get(exchange_id)
-        if venue is not None and now_ms() < venue.markets_fresh_until:
+        if venue is not None and self._clock() < venue.markets_fresh_until:
             return venue
         task = self._opening.get(exchange_id)
         if task is None:

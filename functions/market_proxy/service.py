@@ -6,7 +6,7 @@ answers from the cache and goes upstream only when the cache cannot serve.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +45,12 @@ class Answer:
 
 
 class MarketData:
-    def __init__(self, settings: Settings, store: CacheStore | None) -> None:
+    def __init__(
+        self, settings: Settings, store: CacheStore | None, clock: Callable[[], int] = now_ms
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.clock = clock
         self.cache = CacheEngine(
             store,
             MemoryTier(settings.memory_cache_max_bytes),
@@ -55,18 +58,19 @@ class MarketData:
             lease_wait_s=settings.lease_wait_seconds,
             negative_ttl_s=settings.negative_ttl_seconds,
             refresh_in_background=settings.refresh_in_background,
+            clock=clock,
         )
-        self.gateway = ExchangeGateway(settings, self.cache)
+        self.gateway = ExchangeGateway(settings, self.cache, clock)
         unknown = [ex for ex in settings.exchanges if exchange_class(ex) is None]
         if unknown:
             raise SettingsError(f"EXCHANGES names exchanges ccxt does not know: {unknown}")
-        self.candle_store = CandleStore(settings, self.cache, self.gateway)
+        self.candle_store = CandleStore(settings, self.cache, self.gateway, clock)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> MarketData:
+    def from_settings(cls, settings: Settings, clock: Callable[[], int] = now_ms) -> MarketData:
         """The service wired to DynamoDB as configured (the cold-start path)."""
         store = DynamoDBStore(make_client(settings), settings.table_name)
-        return cls(settings, store)
+        return cls(settings, store, clock)
 
     async def ticker(self, exchange: str, symbol: str) -> Answer:
         """The ticker of one market, at most ``TICKER_TTL_SECONDS`` old unless marked stale.
@@ -114,7 +118,7 @@ class MarketData:
             since=since,
             until=until,
             limit=limit,
-            now=now_ms(),
+            now=self.clock(),
             settings=self.settings,
         )
         data, cached = await self.candle_store.candles(venue, market, query)

@@ -12,11 +12,6 @@ from market_proxy.cache.dynamodb import DynamoDBStore
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def dynamodb() -> Iterator[Any]:
     """moto's in-process DynamoDB, with the cache table created from template.yaml."""
     with mock_aws():

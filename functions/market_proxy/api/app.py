@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,7 +22,14 @@ REQUEST_ID_HEADER = "x-request-id"
 
 
 def create_app(service: MarketData) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Only long-lived servers (uvicorn) run this; Mangum runs with lifespan off.
+        yield
+        await service.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Market data proxy",
         version="1.0",
         description=(
