@@ -43,6 +43,24 @@ class Answer:
     data: dict[str, Any]
     cached: Cached
 
+    def freshness(self) -> dict[str, Any]:
+        """How fresh the data is, as every answer reports it."""
+        cached = self.cached
+        timestamp = self.data.get("timestamp")
+        return {
+            "source": cached.source,
+            "fetched_at": cached.entry.fetched_at,
+            "age_ms": cached.age_ms,
+            "fresh_until": cached.entry.fresh_until,
+            "stale": cached.is_stale,
+            "stale_reason": cached.stale_reason,
+            "exchange_timestamp": timestamp if isinstance(timestamp, int) else None,
+        }
+
+    def body(self) -> dict[str, Any]:
+        """The data with its freshness: the JSON every transport sends."""
+        return {**self.data, "freshness": self.freshness()}
+
 
 class MarketData:
     def __init__(

@@ -71,6 +71,14 @@ class Settings(BaseModel):
     ohlcv_max_candles: int = Field(default=20000, ge=1)
     ohlcv_default_limit: int = Field(default=100, ge=1)
 
+    # Live streams (SSE).
+    stream_interval_seconds: float = Field(default=1.0, gt=0)
+    stream_min_interval_seconds: float = Field(default=0.5, gt=0)
+    stream_max_interval_seconds: float = Field(default=60.0, gt=0)
+    stream_heartbeat_seconds: float = Field(default=10.0, gt=0, le=15)
+    stream_max_seconds: float = Field(default=840.0, gt=0)
+    stream_retry_ms: int = Field(default=1000, ge=0)
+
     # `make run`.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from market_proxy.api import problems
+from market_proxy.api import page, problems, streaming
 from market_proxy.api.routes import router
 from market_proxy.observability import logger
 from market_proxy.service import MarketData
@@ -40,6 +40,8 @@ def create_app(service: MarketData) -> FastAPI:
     app.state.market = service
     problems.install(app)
     app.include_router(router)
+    app.include_router(streaming.router)
+    app.include_router(page.router)
     app.add_middleware(CorrelationMiddleware)
     return app
 

@@ -14,20 +14,6 @@ from market_proxy.cache.entry import Cached
 from market_proxy.service import Answer
 
 
-def freshness(cached: Cached, data: dict[str, Any]) -> dict[str, Any]:
-    """The freshness block every answer carries in its body."""
-    timestamp = data.get("timestamp")
-    return {
-        "source": cached.source,
-        "fetched_at": cached.entry.fetched_at,
-        "age_ms": cached.age_ms,
-        "fresh_until": cached.entry.fresh_until,
-        "stale": cached.is_stale,
-        "stale_reason": cached.stale_reason,
-        "exchange_timestamp": timestamp if isinstance(timestamp, int) else None,
-    }
-
-
 def freshness_headers(cached: Cached) -> dict[str, str]:
     entry = cached.entry
     headers = {
@@ -56,8 +42,7 @@ def render(request: Request, answer: Answer) -> Response:
     headers = freshness_headers(answer.cached)
     if _matches(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    body = {**answer.data, "freshness": freshness(answer.cached, answer.data)}
-    return json_response(body, headers=headers)
+    return json_response(answer.body(), headers=headers)
 
 
 def json_response(

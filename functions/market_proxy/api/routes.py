@@ -16,7 +16,7 @@ from market_proxy.service import MarketData
 
 router = APIRouter()
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": schemas.Problem, "content": {problems.PROBLEM_JSON: {}}}
     for status in (400, 404, 422, 429, 501, 502, 503, 504)
 }
@@ -43,7 +43,7 @@ Market = Annotated[MarketData, Depends(market)]
 @router.get(
     "/ticker/{exchange}/{symbol:path}",
     response_model=schemas.Ticker,
-    responses={**_ERRORS, 304: {"description": "Not modified (If-None-Match)"}},
+    responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)"}},
     summary="The latest ticker of one market",
 )
 async def ticker(request: Request, service: Market, exchange: Exchange, symbol: Symbol) -> Response:
@@ -53,7 +53,7 @@ async def ticker(request: Request, service: Market, exchange: Exchange, symbol: 
 @router.get(
     "/historical/{exchange}/{symbol:path}",
     response_model=schemas.Candles,
-    responses={**_ERRORS, 304: {"description": "Not modified (If-None-Match)"}},
+    responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)"}},
     summary="OHLCV candles of one market",
 )
 async def historical(

@@ -1,0 +1,170 @@
+"""Live tickers as Server-Sent Events, read through the same cache as ``/ticker``.
+
+Every stream polls the MarketData service at its interval, so N subscribers of one symbol
+cost the exchange what one costs: the cache answers all but one caller per freshness window.
+An event goes out only when a ticker changed. Its ``id`` records what the client has, one
+short fingerprint per symbol, so a client reconnecting with ``Last-Event-ID`` is not sent
+again what it already holds, whichever container it reaches. The stream ends with a
+``reconnect`` event before the function's time limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from market_proxy import errors
+from market_proxy.observability import count
+from market_proxy.service import MarketData
+
+# The fields whose change makes an event; a new exchange timestamp alone does not.
+_CHANGE_FIELDS = (
+    "bid",
+    "ask",
+    "last",
+    "open",
+    "high",
+    "low",
+    "close",
+    "base_volume",
+    "quote_volume",
+    "change",
+    "percentage",
+)
+_ID_SEPARATOR = "."
+_FINGERPRINT_CHARS = 8
+MAX_SYMBOLS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    interval_s: float
+    heartbeat_s: float
+    max_duration_s: float
+    retry_ms: int
+
+
+def fingerprint(ticker: dict[str, Any]) -> str:
+    """A short digest of what a subscriber would see change."""
+    values = json.dumps([ticker.get(name) for name in _CHANGE_FIELDS], separators=(",", ":"))
+    return hashlib.blake2b(values.encode(), digest_size=4).hexdigest()
+
+
+def parse_last_event_id(header: str | None, count_: int) -> list[str | None]:
+    """Per-symbol fingerprints from ``Last-Event-ID``; anything malformed means "nothing"."""
+    held: list[str | None] = [None] * count_
+    if not header:
+        return held
+    parts = header.strip().split(_ID_SEPARATOR)
+    if len(parts) != count_:
+        return held
+    for index, part in enumerate(parts):
+        if len(part) == _FINGERPRINT_CHARS and all(c in "0123456789abcdef-" for c in part):
+            held[index] = part if part != "-" * _FINGERPRINT_CHARS else None
+    return held
+
+
+def event(name: str, data: Any, *, event_id: str | None = None) -> str:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append(f"event: {name}")
+    lines.append(f"data: {json.dumps(data, separators=(',', ':'))}")
+    return "\n".join(lines) + "\n\n"
+
+
+async def ticker_events(
+    service: MarketData,
+    exchange: str,
+    symbols: Sequence[str],
+    limits: StreamLimits,
+    *,
+    last_event_id: str | None = None,
+) -> AsyncIterator[str]:
+    """SSE text for a ticker stream of ``symbols`` on ``exchange``.
+
+    Validates everything before the first byte (raising :class:`errors.ProxyError`), then
+    yields: a ``retry:`` hint; a ``ticker`` event per symbol whenever its ticker changed; a
+    ``problem`` event when a symbol cannot be refreshed (the stream goes on); a heartbeat
+    comment when nothing was sent for ``heartbeat_s``; finally a ``reconnect`` event.
+    Cancelled (client gone), it stops at once.
+    """
+    venue = await service.gateway.venue(exchange)
+    markets = [venue.symbols.resolve(venue.id, symbol) for symbol in symbols]
+    canonical = [m["symbol"] for m in markets]
+    held = parse_last_event_id(last_event_id, len(canonical))
+    return _run(service, venue.id, canonical, held, limits)
+
+
+async def _run(
+    service: MarketData,
+    exchange: str,
+    symbols: list[str],
+    held: list[str | None],
+    limits: StreamLimits,
+) -> AsyncIterator[str]:
+    started = time.monotonic()
+    deadline = started + limits.max_duration_s
+    next_poll = started
+    next_heartbeat = started + limits.heartbeat_s
+    failing: list[str | None] = [None] * len(symbols)
+    count("StreamsOpened")
+    try:
+        yield f"retry: {limits.retry_ms}\n\n"
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                reconnect = {"reason": "time_limit", "retry_ms": limits.retry_ms}
+                yield event("reconnect", reconnect, event_id=_event_id(held))
+                return
+            if now >= next_poll:
+                next_poll = now + limits.interval_s
+                answers = await asyncio.gather(
+                    *(service.ticker(exchange, symbol) for symbol in symbols),
+                    return_exceptions=True,
+                )
+                for index, answer in enumerate(answers):
+                    if isinstance(answer, errors.ProxyError):
+                        # Said once per failure, not at every poll while it lasts.
+                        if failing[index] != answer.code:
+                            failing[index] = answer.code
+                            yield event("problem", _problem(symbols[index], answer))
+                            next_heartbeat = time.monotonic() + limits.heartbeat_s
+                        continue
+                    if isinstance(answer, BaseException):
+                        raise answer
+                    failing[index] = None
+                    mark = fingerprint(answer.data)
+                    if mark == held[index]:
+                        continue
+                    held[index] = mark
+                    yield event("ticker", answer.body(), event_id=_event_id(held))
+                    count("StreamEvents")
+                    next_heartbeat = time.monotonic() + limits.heartbeat_s
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                yield f": heartbeat {int(time.time())}\n\n"
+                next_heartbeat = now + limits.heartbeat_s
+            await asyncio.sleep(
+                max(0.0, min(next_poll, next_heartbeat, deadline) - time.monotonic())
+            )
+    finally:
+        count("StreamsClosed")
+
+
+def _problem(symbol: str, error: errors.ProxyError) -> dict[str, Any]:
+    return {
+        "symbol": symbol,
+        "code": error.code,
+        "detail": error.detail,
+        "retryable": error.retryable,
+    }
+
+
+def _event_id(held: list[str | None]) -> str:
+    return _ID_SEPARATOR.join(mark or "-" * _FINGERPRINT_CHARS for mark in held)
