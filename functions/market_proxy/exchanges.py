@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from market_proxy import errors
 from market_proxy.cache.engine import CacheEngine, now_ms
+from market_proxy.cache.entry import Cached
 from market_proxy.observability import count, latency, logger, timed
 from market_proxy.settings import Settings
 from market_proxy.symbols import SymbolIndex
@@ -132,17 +133,41 @@ class ExchangeGateway:
             raise
 
     async def _open(self, exchange_id: str) -> Venue:
+        cached = await self._cache.get(
+            _markets_key(exchange_id), self._settings.markets_policy, self._downloader(exchange_id)
+        )
+        return self._install(exchange_id, cached)
+
+    async def warm_markets(self, exchange_id: str, *, unless_fresh_for_s: float) -> Cached | None:
+        """Refresh the markets snapshot unless it stays fresh that long (the warmer's job).
+
+        Returns None when nothing was needed. Raises :class:`errors.ProxyError`.
+        """
+        exchange_id = self.check_allowed(exchange_id)
+        cached = await self._cache.refresh(
+            _markets_key(exchange_id),
+            self._settings.markets_policy,
+            self._downloader(exchange_id),
+            unless_fresh_for_s=unless_fresh_for_s,
+        )
+        if cached is not None:
+            self._install(exchange_id, cached)
+        return cached
+
+    def _downloader(self, exchange_id: str) -> Callable[[], Awaitable[dict[str, Any]]]:
         client = self.client(exchange_id)
 
         async def download() -> dict[str, Any]:
             await self.call(exchange_id, "markets", lambda: client.load_markets(reload=True))
             return _snapshot(client)
 
-        cached = await self._cache.get(
-            f"markets#{exchange_id}", self._settings.markets_policy, download
-        )
+        return download
+
+    def _install(self, exchange_id: str, cached: Cached) -> Venue:
+        client = self.client(exchange_id)
         if cached.source != "upstream":
             _restore(client, cached.payload)
+            latency("MarketsSnapshotAge", cached.age_ms, exchange=exchange_id)
         logger.info(
             "markets ready",
             extra={"exchange": exchange_id, "source": cached.source, "age_ms": cached.age_ms},
@@ -185,6 +210,10 @@ class ExchangeGateway:
         self._venues.clear()
         for client in clients:
             await client.close()
+
+
+def _markets_key(exchange_id: str) -> str:
+    return f"markets#{exchange_id}"
 
 
 def _snapshot(client: Any) -> dict[str, Any]:

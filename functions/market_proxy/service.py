@@ -6,7 +6,7 @@ answers from the cache and goes upstream only when the cache cannot serve.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from market_proxy.cache.entry import Cached
 from market_proxy.cache.memory import MemoryTier
 from market_proxy.cache.store import CacheStore, CacheUnavailable
 from market_proxy.candles import CandleStore, plan
+from market_proxy.demand import DemandLog
 from market_proxy.exchanges import ExchangeGateway, Venue, exchange_class, ohlcv_page_limit
 from market_proxy.settings import Settings, SettingsError
 
@@ -83,6 +84,7 @@ class MarketData:
         if unknown:
             raise SettingsError(f"EXCHANGES names exchanges ccxt does not know: {unknown}")
         self.candle_store = CandleStore(settings, self.cache, self.gateway, clock)
+        self.demand = DemandLog(store, clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], int] = now_ms) -> MarketData:
@@ -96,10 +98,26 @@ class MarketData:
         Cost upstream: at most one ``fetch_ticker`` per key per freshness window, however
         many callers ask at once, in this container or in others.
         """
+        key, load = await self._ticker_source(exchange, symbol)
+        cached = await self.cache.get(key, self.settings.ticker_policy, load)
+        await self._noted(key)
+        return Answer(cached.payload, cached)
+
+    async def warm_ticker(
+        self, exchange: str, symbol: str, *, unless_fresh_for_s: float = 0.0
+    ) -> Cached | None:
+        """Refresh one ticker in the cache unless it stays fresh that long (for warmers)."""
+        key, load = await self._ticker_source(exchange, symbol)
+        return await self.cache.refresh(
+            key, self.settings.ticker_policy, load, unless_fresh_for_s=unless_fresh_for_s
+        )
+
+    async def _ticker_source(
+        self, exchange: str, symbol: str
+    ) -> tuple[str, Callable[[], Awaitable[dict[str, Any]]]]:
         venue = await self.gateway.venue(exchange)
         market = venue.symbols.resolve(venue.id, symbol)
         self._require(venue, "fetchTicker")
-        key = f"ticker#{venue.id}#{market['symbol']}"
 
         async def load() -> dict[str, Any]:
             raw = await self.gateway.call(
@@ -107,8 +125,7 @@ class MarketData:
             )
             return normalize_ticker(venue.id, market, raw)
 
-        cached = await self.cache.get(key, self.settings.ticker_policy, load)
-        return Answer(cached.payload, cached)
+        return f"ticker#{venue.id}#{market['symbol']}", load
 
     async def candles(
         self,
@@ -140,6 +157,7 @@ class MarketData:
             settings=self.settings,
         )
         data, cached = await self.candle_store.candles(venue, market, query)
+        await self._noted(f"ohlcv#{venue.id}#{market['symbol']}#{timeframe}")
         return Answer(data, cached)
 
     def exchanges(self) -> list[dict[str, Any]]:
@@ -178,6 +196,10 @@ class MarketData:
     async def close(self) -> None:
         await self.cache.close()
         await self.gateway.close()
+
+    async def _noted(self, key: str) -> None:
+        self.demand.note(key)
+        await self.demand.maybe_flush()
 
     @staticmethod
     def _require(venue: Venue, capability: str) -> None:

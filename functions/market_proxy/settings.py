@@ -79,6 +79,13 @@ class Settings(BaseModel):
     stream_max_seconds: float = Field(default=840.0, gt=0)
     stream_retry_ms: int = Field(default=1000, ge=0)
 
+    # Scheduled warming.
+    warm_targets: str = ""
+    warm_period_minutes: float = Field(default=1.0, gt=0)
+    warm_concurrency: int = Field(default=4, ge=1, le=64)
+    warm_candles: int = Field(default=200, ge=1)
+    warm_top_keys: int = Field(default=20, ge=0)
+
     # `make run`.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

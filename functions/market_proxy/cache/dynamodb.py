@@ -38,6 +38,7 @@ GRACE_S = 60
 BATCH_GET_MAX = 100
 BATCH_WRITE_MAX = 25
 RETRIES = 3
+COUNT_PREFIX = "n:"
 
 
 def make_client(settings: Settings) -> DynamoDBClient:
@@ -153,7 +154,7 @@ class DynamoDBStore:
                 raise CacheUnavailable("BatchWriteItem", f"{len(pending)} items left unprocessed")
 
     async def acquire_lease(
-        self, key: str, owner: str, until_ms: int, now_ms: int
+        self, key: str, owner: str, until_ms: int, now_ms: int, *, fresh_before: int | None = None
     ) -> tuple[bool, StoredItem | None]:
         try:
             await self._call(
@@ -166,12 +167,13 @@ class DynamoDBStore:
                 ),
                 ConditionExpression=(
                     "(attribute_not_exists(lease_until) OR lease_until < :now) AND "
-                    "(attribute_not_exists(fresh_until) OR fresh_until <= :now)"
+                    "(attribute_not_exists(fresh_until) OR fresh_until <= :fresh_before)"
                 ),
                 ExpressionAttributeValues={
                     ":owner": {"S": owner},
                     ":until": {"N": str(until_ms)},
                     ":now": {"N": str(now_ms)},
+                    ":fresh_before": {"N": str(now_ms if fresh_before is None else fresh_before)},
                     ":expires": {"N": str(until_ms // 1000 + GRACE_S)},
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -208,6 +210,30 @@ class DynamoDBStore:
                 ConditionExpression="attribute_not_exists(lease_owner) OR lease_owner = :owner",
                 ExpressionAttributeValues=values,
             )
+
+    async def add_counts(self, key: str, counts: dict[str, int], expires_at_s: int) -> None:
+        # ADD works on top-level attributes only, so each tally is an attribute of its own.
+        names = {f"#c{i}": f"{COUNT_PREFIX}{name}" for i, name in enumerate(counts)}
+        values: Item = {f":c{i}": {"N": str(n)} for i, n in enumerate(counts.values())}
+        values[":expires"] = {"N": str(expires_at_s)}
+        adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counts)))
+        await self._call(
+            "update_item",
+            TableName=self._table,
+            Key={"pk": {"S": key}},
+            UpdateExpression=f"ADD {adds} SET expires_at = :expires",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    async def get_counts(self, keys: Sequence[str]) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for item in (await self._batch_get(list(dict.fromkeys(keys)))).values():
+            for name, value in item.items():
+                if name.startswith(COUNT_PREFIX):
+                    counted = name[len(COUNT_PREFIX) :]
+                    totals[counted] = totals.get(counted, 0) + int(value["N"])
+        return totals
 
     async def ping(self) -> None:
         await self._call("describe_table", TableName=self._table)

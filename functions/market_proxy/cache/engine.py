@@ -173,6 +173,34 @@ class CacheEngine:
         await self.put(entry)
         return entry.served("upstream", now)
 
+    async def refresh(
+        self, key: str, policy: DataPolicy, load: Loader, *, unless_fresh_for_s: float
+    ) -> Cached | None:
+        """Load ``key`` now unless it stays fresh for ``unless_fresh_for_s`` more seconds.
+
+        For warmers: refreshing before expiry means no request ever waits on the exchange.
+        Returns None when nothing was needed, or when another container is refreshing it.
+        Raises :class:`errors.ProxyError` when the exchange fails.
+        """
+        now = self._clock()
+        horizon = now + round(unless_fresh_for_s * 1000)
+        stored = await self._read(key)
+        entry = _newest(self.memory.get(key), stored.entry if stored else None)
+        if entry is not None and entry.fresh_until > horizon:
+            self.memory.put(entry)
+            return None
+        if self._store is not None:
+            try:
+                taken, _ = await self._store.acquire_lease(
+                    key, self._owner, now + self._lease_ms, now, fresh_before=horizon
+                )
+            except CacheUnavailable as exc:
+                self._store_failed(exc)
+                taken = True
+            if not taken:
+                return None
+        return await self._load(key, policy, load, entry)
+
     # -- multi-key access, for callers that manage their own keys (candle buckets) --------
 
     async def peek_many(self, keys: Sequence[str]) -> dict[str, Cached]:

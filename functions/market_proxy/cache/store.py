@@ -35,9 +35,10 @@ class CacheStore(Protocol):
         ...
 
     async def acquire_lease(
-        self, key: str, owner: str, until_ms: int, now_ms: int
+        self, key: str, owner: str, until_ms: int, now_ms: int, *, fresh_before: int | None = None
     ) -> tuple[bool, StoredItem | None]:
-        """Take the refresh lease on ``key`` unless it is held or the entry is fresh.
+        """Take the refresh lease on ``key`` unless it is held, or the entry stays fresh past
+        ``fresh_before`` (default: now).
 
         Returns whether the lease was taken and, when it was not, the item as it stands.
         """
@@ -45,6 +46,14 @@ class CacheStore(Protocol):
 
     async def record_error(self, key: str, owner: str, error: CachedError) -> None:
         """Remember a failed refresh and release ``owner``'s lease."""
+        ...
+
+    async def add_counts(self, key: str, counts: dict[str, int], expires_at_s: int) -> None:
+        """Add ``counts`` to the tallies kept under ``key`` (demand for warming)."""
+        ...
+
+    async def get_counts(self, keys: Sequence[str]) -> dict[str, int]:
+        """The tallies under ``keys``, summed."""
         ...
 
     async def ping(self) -> None:

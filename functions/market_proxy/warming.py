@@ -1,0 +1,281 @@
+"""Cache warming: markets snapshots, listed targets and the most-asked keys, kept fresh.
+
+A run refreshes, for every exchange it touches, the markets snapshot a cold container
+restores instead of downloading; then, for each target, the tickers and the recent candles
+of each listed timeframe; then the most-asked keys noted by the API. Work runs with bounded
+concurrency (each exchange's ccxt rate limiter queues its own requests), stops starting new
+work before the deadline, and one failure never stops the rest: the run returns a summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from market_proxy import errors
+from market_proxy.observability import count, latency, logger
+from market_proxy.service import MarketData
+from market_proxy.settings import SettingsError
+
+_TARGET = re.compile(r"^(?P<exchange>[a-z0-9]+):(?P<symbols>[^@\s]+)(?:@(?P<timeframes>[^\s]+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An exchange with the symbols, and the timeframes of their candles, to keep warm."""
+
+    exchange: str
+    symbols: tuple[str, ...]
+    timeframes: tuple[str, ...] = ()
+
+
+def parse_targets(text: str) -> list[Target]:
+    """Targets from ``WARM_TARGETS``.
+
+    Compact form, targets separated by spaces or semicolons:
+    ``binance:BTC/USDT,ETH/USDT@1m,1h kraken:BTC/USD@1h`` (``@timeframes`` optional).
+    Or JSON: ``[{"exchange": "binance", "symbols": ["BTC/USDT"], "timeframes": ["1m"]}]``.
+    Raises :class:`SettingsError` saying which target is malformed and why.
+    """
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        return _from_json(text)
+    targets = []
+    for part in re.split(r"[;\s]+", text):
+        if not part:
+            continue
+        match = _TARGET.match(part)
+        if match is None:
+            raise SettingsError(
+                f"WARM_TARGETS: {part!r} is not exchange:SYMBOL[,SYMBOL…][@timeframe[,timeframe…]]"
+            )
+        targets.append(
+            Target(
+                exchange=match["exchange"],
+                symbols=_split(match["symbols"]),
+                timeframes=_split(match["timeframes"] or ""),
+            )
+        )
+    return targets
+
+
+def _from_json(text: str) -> list[Target]:
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"WARM_TARGETS is not valid JSON: {exc}") from exc
+    if not isinstance(raw, list):
+        raise SettingsError("WARM_TARGETS as JSON must be a list of targets")
+    targets = []
+    for index, item in enumerate(raw):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("exchange"), str)
+            or not _strings(item.get("symbols"))
+            or not _strings(item.get("timeframes", []), empty_ok=True)
+        ):
+            raise SettingsError(
+                f"WARM_TARGETS[{index}] needs exchange (text), symbols (list of text) and "
+                "optionally timeframes (list of text)"
+            )
+        targets.append(
+            Target(item["exchange"], tuple(item["symbols"]), tuple(item.get("timeframes", [])))
+        )
+    return targets
+
+
+def _strings(value: object, *, empty_ok: bool = False) -> bool:
+    return (
+        isinstance(value, list)
+        and (empty_ok or bool(value))
+        and all(isinstance(v, str) and v for v in value)
+    )
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+
+
+@dataclass
+class WarmReport:
+    warmed: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    duration_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "warmed": self.warmed,
+            "fresh": self.fresh,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "duration_ms": self.duration_ms,
+            "counts": {
+                "warmed": len(self.warmed),
+                "fresh": len(self.fresh),
+                "failed": len(self.failed),
+                "skipped": len(self.skipped),
+            },
+        }
+
+
+Job = tuple[str, str, Callable[[], Awaitable[bool]]]  # (exchange, key, work)
+
+
+async def warm(
+    service: MarketData,
+    targets: list[Target],
+    *,
+    deadline: float,
+    concurrency: int,
+    candles: int,
+    top_keys: int,
+    period_s: float,
+) -> WarmReport:
+    """Warm what ``targets`` and recent demand name, until ``deadline`` (``time.monotonic``).
+
+    Cost upstream per run, at most: one markets download per exchange whose snapshot would
+    expire before the next run; one ticker request per symbol; per timeframe, one candle
+    page (the candles since the last run and the open one).
+    """
+    started = time.monotonic()
+    report = WarmReport()
+    jobs = _target_jobs(service, targets, candles)
+    for key, _asked in await service.demand.most_asked(top_keys):
+        job = _demand_job(service, key, candles)
+        if job is not None and job[1] not in {k for _, k, _ in jobs}:
+            jobs.append(job)
+
+    exchanges = list(dict.fromkeys(exchange for exchange, _, _ in jobs))
+    markets_jobs: list[Job] = [
+        (exchange, f"markets#{exchange}", _markets(service, exchange, period_s))
+        for exchange in exchanges
+    ]
+    await _run_all(markets_jobs, report, deadline, concurrency)
+    broken = {e["exchange"] for e in report.failed if e["key"].startswith("markets#")}
+    for exchange, key, _ in jobs:
+        if exchange in broken:
+            report.skipped.append({"key": key, "exchange": exchange, "reason": "markets_failed"})
+    await _run_all([j for j in jobs if j[0] not in broken], report, deadline, concurrency)
+
+    report.duration_ms = round((time.monotonic() - started) * 1000)
+    count("WarmedKeys", len(report.warmed))
+    count("WarmFailures", len(report.failed))
+    count("WarmSkipped", len(report.skipped))
+    latency("WarmDuration", report.duration_ms)
+    log = logger.warning if report.failed else logger.info
+    log("warm run finished", extra={"summary": report.as_dict()["counts"], "failed": report.failed})
+    return report
+
+
+def _target_jobs(service: MarketData, targets: list[Target], candles: int) -> list[Job]:
+    jobs: list[Job] = []
+    for target in targets:
+        for symbol in target.symbols:
+            jobs.append(
+                (
+                    target.exchange,
+                    f"ticker#{target.exchange}#{symbol}",
+                    _ticker(service, target.exchange, symbol),
+                )
+            )
+            for timeframe in target.timeframes:
+                key = f"ohlcv#{target.exchange}#{symbol}#{timeframe}"
+                jobs.append(
+                    (
+                        target.exchange,
+                        key,
+                        _candles(service, target.exchange, symbol, timeframe, candles),
+                    )
+                )
+    return jobs
+
+
+def _demand_job(service: MarketData, key: str, candles: int) -> Job | None:
+    kind, _, rest = key.partition("#")
+    exchange, _, rest = rest.partition("#")
+    if exchange not in service.settings.exchanges:
+        return None
+    if kind == "ticker" and rest:
+        return exchange, key, _ticker(service, exchange, rest)
+    symbol, _, timeframe = rest.rpartition("#")
+    if kind == "ohlcv" and symbol and timeframe:
+        return exchange, key, _candles(service, exchange, symbol, timeframe, candles)
+    return None
+
+
+def _markets(service: MarketData, exchange: str, period_s: float) -> Callable[[], Awaitable[bool]]:
+    async def work() -> bool:
+        # Refreshed while a run still has time to spare, so no container ever downloads.
+        cached = await service.gateway.warm_markets(exchange, unless_fresh_for_s=2 * period_s)
+        return _warmed(cached)
+
+    return work
+
+
+def _ticker(service: MarketData, exchange: str, symbol: str) -> Callable[[], Awaitable[bool]]:
+    async def work() -> bool:
+        return _warmed(await service.warm_ticker(exchange, symbol))
+
+    return work
+
+
+def _candles(
+    service: MarketData, exchange: str, symbol: str, timeframe: str, limit: int
+) -> Callable[[], Awaitable[bool]]:
+    async def work() -> bool:
+        answer = await service.candles(exchange, symbol, timeframe=timeframe, limit=limit)
+        if answer.cached.is_stale:
+            raise errors.rebuild(answer.cached.stale_reason or "upstream_error", "served stale")
+        return answer.cached.source == "upstream"
+
+    return work
+
+
+def _warmed(cached: Any) -> bool:
+    if cached is not None and cached.is_stale:
+        raise errors.rebuild(cached.stale_reason or "upstream_error", "the refresh failed")
+    return cached is not None
+
+
+async def _run_all(jobs: list[Job], report: WarmReport, deadline: float, concurrency: int) -> None:
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def run(exchange: str, key: str, work: Callable[[], Awaitable[bool]]) -> None:
+        async with gate:
+            if time.monotonic() >= deadline:
+                report.skipped.append({"key": key, "exchange": exchange, "reason": "deadline"})
+                return
+            try:
+                remaining = max(0.1, deadline - time.monotonic())
+                did_work = await asyncio.wait_for(work(), timeout=remaining)
+            except errors.ProxyError as exc:
+                report.failed.append(
+                    {"key": key, "exchange": exchange, "code": exc.code, "detail": exc.detail}
+                )
+            except TimeoutError:
+                report.failed.append(
+                    {"key": key, "exchange": exchange, "code": "deadline", "detail": "cut off"}
+                )
+            except Exception as exc:  # one broken target must not stop the others
+                logger.exception("warming failed unexpectedly", extra={"key": key})
+                report.failed.append(
+                    {
+                        "key": key,
+                        "exchange": exchange,
+                        "code": "internal_error",
+                        "detail": type(exc).__name__,
+                    }
+                )
+            else:
+                (report.warmed if did_work else report.fresh).append(key)
+
+    await asyncio.gather(*(run(*job) for job in jobs))
