@@ -38,6 +38,7 @@ GRACE_S = 60
 BATCH_GET_MAX = 100
 BATCH_WRITE_MAX = 25
 RETRIES = 3
+TTL_ATTRIBUTE = "expires_at"  # template.yaml's TimeToLiveSpecification names the same
 COUNT_PREFIX = "n:"
 
 
@@ -163,7 +164,7 @@ class DynamoDBStore:
                 Key={"pk": {"S": key}},
                 UpdateExpression=(
                     "SET lease_owner = :owner, lease_until = :until, "
-                    "expires_at = if_not_exists(expires_at, :expires)"
+                    f"{TTL_ATTRIBUTE} = if_not_exists({TTL_ATTRIBUTE}, :expires)"
                 ),
                 ConditionExpression=(
                     "(attribute_not_exists(lease_until) OR lease_until < :now) AND "
@@ -194,7 +195,7 @@ class DynamoDBStore:
         }
         update = (
             "SET error_code = :code, error_detail = :detail, error_until = :until, "
-            "expires_at = if_not_exists(expires_at, :expires)"
+            f"{TTL_ATTRIBUTE} = if_not_exists({TTL_ATTRIBUTE}, :expires)"
         )
         if error.retry_after is not None:
             update += ", retry_after = :retry"
@@ -221,7 +222,7 @@ class DynamoDBStore:
             "update_item",
             TableName=self._table,
             Key={"pk": {"S": key}},
-            UpdateExpression=f"ADD {adds} SET expires_at = :expires",
+            UpdateExpression=f"ADD {adds} SET {TTL_ATTRIBUTE} = :expires",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
@@ -272,7 +273,7 @@ def _encode(entry: Entry) -> tuple[Item, list[Item]]:
         "sie_until": {"N": str(entry.sie_until)},
         "etag": {"S": entry.etag},
         "size": {"N": str(entry.size)},
-        "expires_at": {"N": str(entry.keep_until // 1000 + GRACE_S)},
+        TTL_ATTRIBUTE: {"N": str(entry.keep_until // 1000 + GRACE_S)},
     }
     parts: list[Item] = []
     if len(body) <= COMPRESS_ABOVE:
@@ -289,7 +290,7 @@ def _encode(entry: Entry) -> tuple[Item, list[Item]]:
             {
                 "pk": {"S": _part_key(entry.key, entry.etag, index)},
                 "chunk": {"B": chunk},
-                "expires_at": item["expires_at"],
+                TTL_ATTRIBUTE: item[TTL_ATTRIBUTE],
             }
         )
     return item, parts
