@@ -11,15 +11,19 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
+from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
 from market_proxy.api.app import create_app
+from market_proxy.api.problems import PROBLEM_JSON
 from market_proxy.observability import flush_exchange_metrics, logger, metrics, tracer
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 
 service = MarketData.from_settings(Settings.from_env())
 app = create_app(service)
-_asgi = Mangum(app, lifespan="off")
+# Mangum base64-encodes any type it does not know as text, and API Gateway (with no binary
+# media types) would pass that base64 on to clients: problem+json must be listed.
+_asgi = Mangum(app, lifespan="off", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, PROBLEM_JSON])
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -191,7 +191,7 @@ class CandleStore:
                     "ohlcv",
                     partial(venue.client.fetch_ohlcv, symbol, timeframe, cursor, want),
                 )
-                batch = [row for row in batch if cursor <= row[0] < end]
+                batch = [row for row in _checked(venue.id, batch) if cursor <= row[0] < end]
                 if not batch:
                     break  # nothing more in this range: the rest is a gap in the exchange's data
                 rows.extend(batch)
@@ -241,7 +241,7 @@ class CandleStore:
 
         async def load() -> list[Candle]:
             rows = await venue.client.fetch_ohlcv(symbol, query.timeframe, query.start, query.count)
-            return [row for row in rows if query.start <= row[0] < query.end]
+            return [row for row in _checked(venue.id, rows) if query.start <= row[0] < query.end]
 
         async def fetch() -> list[Candle]:
             return await self._gateway.call(venue.id, "ohlcv", load)
@@ -251,6 +251,19 @@ class CandleStore:
         covered = [(query.start, query.end)]
         payload = _report(venue, market, query, rows, covered, None)
         return payload, cached
+
+
+def _checked(exchange_id: str, rows: Any) -> list[Candle]:
+    """Candles as ``[timestamp, open, high, low, close, volume]`` numbers, or a bad response."""
+    if not isinstance(rows, list) or not all(
+        isinstance(row, list)
+        and len(row) >= 6
+        and all(isinstance(v, int | float) for v in row[:5])
+        and isinstance(row[5], int | float | None)
+        for row in rows
+    ):
+        raise errors.UpstreamBadResponse(f"{exchange_id}: candles that could not be read")
+    return [[*row[:5], row[5] if row[5] is not None else 0.0] for row in rows]
 
 
 @dataclass

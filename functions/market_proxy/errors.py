@@ -119,26 +119,28 @@ class UpstreamBadResponse(ProxyError):
 def from_ccxt(
     exc: BaseException, exchange_id: str, *, retry_after: float | None = None
 ) -> ProxyError:
-    """Translate one ccxt exception into the error the client sees.
+    """Translate one exception raised while talking to an exchange into the client's error.
 
     ``retry_after`` is the exchange's own ``Retry-After`` when it sent one. ccxt raises
-    ``DDoSProtection`` both for plain throttling and for Binance's 418 ban; the message
-    carries the status, which is how a ban is told apart.
+    ``DDoSProtection`` both for throttling and for bans (Binance's 418, Kraken's "Temporary
+    lockout"); the message tells them apart. Anything that is not a ccxt error was raised
+    while parsing what the exchange sent, so it is a bad response, not our failure.
     """
     from ccxt.base import errors as ccxt_errors  # deferred: ccxt is heavy to import
 
     message = f"{exchange_id}: {exc}"[:500]
-    if isinstance(exc, ccxt_errors.DDoSProtection) and " 418 " in f" {exc} ":
+    if not isinstance(exc, ccxt_errors.BaseError):
+        return UpstreamBadResponse(f"{exchange_id}: unreadable answer ({type(exc).__name__})")
+    if isinstance(exc, ccxt_errors.DDoSProtection) and _is_ban(str(exc)):
         return UpstreamBanned(message, retry_after=retry_after or 60.0)
     if isinstance(exc, ccxt_errors.RateLimitExceeded | ccxt_errors.DDoSProtection):
         return UpstreamRateLimited(message, retry_after=retry_after or 1.0)
     if isinstance(exc, ccxt_errors.RequestTimeout):
         return UpstreamTimeout(message, retry_after=retry_after)
-    if isinstance(exc, ccxt_errors.ExchangeNotAvailable):
-        return UpstreamUnavailable(message, retry_after=retry_after or 5.0)
-    if isinstance(exc, ccxt_errors.BadResponse):
+    if isinstance(exc, ccxt_errors.BadResponse) or _payload_broken(exc):
         return UpstreamBadResponse(message)
-    if isinstance(exc, ccxt_errors.NetworkError):
+    if isinstance(exc, ccxt_errors.OperationFailed) or _transport_failed(exc):
+        # Network errors, maintenance, and the exchange's own "unknown error, try again".
         return UpstreamUnavailable(message, retry_after=retry_after or 5.0)
     if isinstance(exc, ccxt_errors.BadSymbol):
         return UnknownMarket(message)
@@ -147,6 +149,24 @@ def from_ccxt(
     if isinstance(exc, ccxt_errors.BadRequest):
         return RejectedByExchange(message)
     return ProxyError(message)
+
+
+def _is_ban(message: str) -> bool:
+    lowered = f" {message.lower()} "
+    return " 418 " in lowered or "banned" in lowered or "lockout" in lowered
+
+
+def _payload_broken(exc: BaseException) -> bool:
+    """ccxt wraps a body cut short (aiohttp's ClientPayloadError) as a plain ExchangeError."""
+    from aiohttp import ClientPayloadError
+
+    return isinstance(exc.__cause__, ClientPayloadError)
+
+
+def _transport_failed(exc: BaseException) -> bool:
+    from aiohttp import ClientError
+
+    return isinstance(exc.__cause__, ClientError | OSError)
 
 
 def rebuild(code: str, detail: str, *, retry_after: float | None = None) -> ProxyError:

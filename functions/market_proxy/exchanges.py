@@ -159,6 +159,8 @@ class ExchangeGateway:
 
         async def download() -> dict[str, Any]:
             await self.call(exchange_id, "markets", lambda: client.load_markets(reload=True))
+            if not client.markets:
+                raise errors.UpstreamBadResponse(f"{exchange_id}: the exchange listed no markets")
             return _snapshot(client)
 
         return download

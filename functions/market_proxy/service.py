@@ -210,7 +210,11 @@ class MarketData:
 def normalize_ticker(
     exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The public shape of a ticker: ccxt's unified fields, named in snake case."""
+    """The public shape of a ticker: ccxt's unified fields, named in snake case.
+
+    Raises :class:`errors.UpstreamBadResponse` when the exchange's answer holds no price:
+    ccxt's lenient parsers turn an unreadable body into a ticker of nulls.
+    """
     ticker: dict[str, Any] = {
         "exchange": exchange_id,
         "symbol": market["symbol"],
@@ -221,4 +225,8 @@ def normalize_ticker(
     for name, source in _TICKER_FIELDS.items():
         value = raw.get(source)
         ticker[name] = float(value) if isinstance(value, int | float) else None
+    if ticker["last"] is None and (ticker["bid"] is None or ticker["ask"] is None):
+        raise errors.UpstreamBadResponse(
+            f"{exchange_id}: the ticker of {market['symbol']} has no price"
+        )
     return ticker

@@ -1,0 +1,154 @@
+"""Injected faults: what each exchange really sends when things go wrong.
+
+Per request, consumed in the order injected. Kinds:
+
+- ``timeout``: the request is held open (``delay_s``, default 30 s) past the client's timeout.
+- ``reset``: the connection is dropped without an answer.
+- ``429``: throttled, with ``Retry-After``. Binance: ``{"code":-1003,...}``; Kraken (behind
+  Cloudflare): ``{"error":["EAPI:Rate limit exceeded"]}``.
+- ``418``: Binance's IP ban (``Way too many requests; IP banned until …``, ``Retry-After``);
+  Kraken has no 418: its ban is ``EGeneral:Temporary lockout``, sent with the same status.
+- ``500``: Binance ``{"code":-1000,"msg":"An unknown error occured…"}``; Kraken
+  ``{"error":["EGeneral:Internal error"]}``.
+- ``502``: a load balancer's HTML page, as both put in front of their APIs.
+- ``503``: Binance's text ``Service Unavailable``; Kraken ``{"error":["EService:Unavailable"]}``.
+- ``malformed_json``: 200 with a JSON content type and a body that is not JSON.
+- ``html_maintenance``: 503 with an HTML maintenance page (what a CDN shows during maintenance).
+- ``truncated``: 200 whose body stops before its ``Content-Length``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+KINDS = (
+    "timeout",
+    "reset",
+    "429",
+    "418",
+    "500",
+    "502",
+    "503",
+    "malformed_json",
+    "html_maintenance",
+    "truncated",
+)
+
+
+@dataclass
+class Fault:
+    exchange: str
+    kind: str
+    endpoint: str | None
+    times: int
+    retry_after: int | None
+    delay_s: float | None
+
+
+class FaultQueue:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        if fault.kind not in KINDS:
+            raise ValueError(f"unknown fault {fault.kind!r}; one of {', '.join(KINDS)}")
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, exchange: str, endpoint: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.exchange == exchange and fault.endpoint in (None, endpoint):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+
+@dataclass(frozen=True)
+class Canned:
+    """A prepared faulty answer."""
+
+    status: int
+    body: str
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+_BINANCE_THROTTLED = (
+    "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
+    "Please use the websocket for live updates to avoid polling the API."
+)
+_BINANCE_BANNED = (
+    "Way too many requests; IP(127.0.0.1) banned until 1893456000000. "
+    "Please use the websocket for live updates to avoid bans."
+)
+_HTML_502 = (
+    "<html><head><title>502 Bad Gateway</title></head><body>"
+    "<center><h1>502 Bad Gateway</h1></center></body></html>"
+)
+_HTML_MAINTENANCE = (
+    "<!DOCTYPE html><html><head><title>System maintenance</title></head><body>"
+    "<h1>We'll be back soon</h1><p>The system is undergoing scheduled maintenance.</p>"
+    "</body></html>"
+)
+
+
+def canned(exchange: str, fault: Fault) -> Canned:
+    """The answer an exchange sends for ``fault`` (every kind but timeout, reset, truncated)."""
+    retry = (("Retry-After", str(fault.retry_after if fault.retry_after is not None else 1)),)
+    binance = exchange == "binance"
+    match fault.kind:
+        case "429":
+            body = (
+                {
+                    "code": -1003,
+                    "msg": _BINANCE_THROTTLED,
+                }
+                if binance
+                else {"error": ["EAPI:Rate limit exceeded"]}
+            )
+            return Canned(429, json.dumps(body), headers=retry)
+        case "418":
+            body = (
+                {
+                    "code": -1003,
+                    "msg": _BINANCE_BANNED,
+                }
+                if binance
+                else {"error": ["EGeneral:Temporary lockout"]}
+            )
+            return Canned(418, json.dumps(body), headers=retry)
+        case "500":
+            body = (
+                {"code": -1000, "msg": "An unknown error occured while processing the request."}
+                if binance
+                else {"error": ["EGeneral:Internal error"]}
+            )
+            return Canned(500, json.dumps(body))
+        case "502":
+            return Canned(502, _HTML_502, "text/html")
+        case "503":
+            if binance:
+                return Canned(503, "Service Unavailable", "text/plain")
+            return Canned(503, json.dumps({"error": ["EService:Unavailable"]}))
+        case "malformed_json":
+            return Canned(200, '{"symbol": "BTCUSDT", "lastPrice": 60000.0,, "result": }')
+        case "html_maintenance":
+            return Canned(503, _HTML_MAINTENANCE, "text/html")
+    raise ValueError(f"{fault.kind} has no canned answer")
+
+
+def truncated_body(payload: Any) -> tuple[bytes, int]:
+    """The first half of ``payload``'s JSON and the length the whole would have had."""
+    whole = json.dumps(payload).encode()
+    return whole[: max(1, len(whole) // 2)], len(whole)
