@@ -41,6 +41,15 @@ _FINGERPRINT_CHARS = 8
 MAX_SYMBOLS = 20
 
 
+class _Gauge:
+    """How many streams this process is serving now (logged, and read by tests)."""
+
+    active = 0
+
+
+streams_open = _Gauge()
+
+
 @dataclass(frozen=True, slots=True)
 class StreamLimits:
     interval_s: float
@@ -69,8 +78,8 @@ def parse_last_event_id(header: str | None, count_: int) -> list[str | None]:
     return held
 
 
-def event(name: str, data: Any, *, event_id: str | None = None) -> str:
-    lines = []
+def event(name: str, data: Any, *, event_id: str | None = None, retry_ms: int | None = None) -> str:
+    lines = [] if retry_ms is None else [f"retry: {retry_ms}"]
     if event_id is not None:
         lines.append(f"id: {event_id}")
     lines.append(f"event: {name}")
@@ -96,7 +105,7 @@ async def ticker_events(
     """
     venue = await service.gateway.venue(exchange)
     markets = [venue.symbols.resolve(venue.id, symbol) for symbol in symbols]
-    canonical = [m["symbol"] for m in markets]
+    canonical = list(dict.fromkeys(m["symbol"] for m in markets))  # one spelling per market
     held = parse_last_event_id(last_event_id, len(canonical))
     return _run(service, venue.id, canonical, held, limits)
 
@@ -113,14 +122,17 @@ async def _run(
     next_poll = started
     next_heartbeat = started + limits.heartbeat_s
     failing: list[str | None] = [None] * len(symbols)
+    # The retry hint rides on the first event: some clients dispatch a block without data
+    # as an empty event, which a spec-following one would not.
+    retry: int | None = limits.retry_ms
     count("StreamsOpened")
+    streams_open.active += 1
     try:
-        yield f"retry: {limits.retry_ms}\n\n"
         while True:
             now = time.monotonic()
             if now >= deadline:
                 reconnect = {"reason": "time_limit", "retry_ms": limits.retry_ms}
-                yield event("reconnect", reconnect, event_id=_event_id(held))
+                yield event("reconnect", reconnect, event_id=_event_id(held), retry_ms=retry)
                 return
             if now >= next_poll:
                 next_poll = now + limits.interval_s
@@ -133,7 +145,8 @@ async def _run(
                         # Said once per failure, not at every poll while it lasts.
                         if failing[index] != answer.code:
                             failing[index] = answer.code
-                            yield event("problem", _problem(symbols[index], answer))
+                            yield event("problem", _problem(symbols[index], answer), retry_ms=retry)
+                            retry = None
                             next_heartbeat = time.monotonic() + limits.heartbeat_s
                         continue
                     if isinstance(answer, BaseException):
@@ -143,7 +156,8 @@ async def _run(
                     if mark == held[index]:
                         continue
                     held[index] = mark
-                    yield event("ticker", answer.body(), event_id=_event_id(held))
+                    yield event("ticker", answer.body(), event_id=_event_id(held), retry_ms=retry)
+                    retry = None
                     count("StreamEvents")
                     next_heartbeat = time.monotonic() + limits.heartbeat_s
             now = time.monotonic()
@@ -154,6 +168,7 @@ async def _run(
                 max(0.0, min(next_poll, next_heartbeat, deadline) - time.monotonic())
             )
     finally:
+        streams_open.active -= 1
         count("StreamsClosed")
 
 

@@ -1,0 +1,207 @@
+"""Live tickers over SSE, read by a real SSE client over real HTTP (uvicorn)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import ServerSentEvent, connect_sse
+
+from infra.exchange_sim import ExchangeSim
+from market_proxy.api.app import create_app
+from market_proxy.api.schemas import Ticker
+from market_proxy.service import MarketData
+from market_proxy.settings import Settings
+from market_proxy.streams import streams_open
+from tests.support.http import serve
+
+pytestmark = pytest.mark.e2e
+FAST = {
+    "ticker_ttl_seconds": 0.2,
+    "stream_interval_seconds": 0.2,
+    "stream_min_interval_seconds": 0.1,
+    "stream_heartbeat_seconds": 0.5,
+    "stream_max_seconds": 30,
+    "stream_retry_ms": 1500,
+    "refresh_in_background": True,
+}
+
+
+@pytest.fixture
+def stream_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update=FAST)
+
+
+@pytest.fixture
+def url(stream_settings: Settings) -> Iterator[str]:
+    with serve(create_app(MarketData.from_settings(stream_settings))) as base:
+        yield base
+
+
+def events(
+    url: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    limit: int = 1,
+    timeout: float = 10,
+) -> list[ServerSentEvent]:
+    """The first ``limit`` events (of any name) of a stream."""
+    seen: list[ServerSentEvent] = []
+    with (
+        httpx.Client(base_url=url, timeout=timeout) as client,
+        connect_sse(client, "GET", path, headers=headers or {}) as source,
+    ):
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        for sse in source.iter_sse():
+            seen.append(sse)
+            if len(seen) >= limit:
+                break
+    return seen
+
+
+def test_a_stream_sends_a_retry_hint_then_the_ticker_with_an_id(url: str, sim: ExchangeSim) -> None:
+    sim.set_ticker("binance", "BTCUSDT", last=70000.0, bid=69999.0, ask=70001.0)
+    (first,) = events(url, "/sse/ticker/binance/BTC-USDT")
+    assert first.event == "ticker"
+    assert first.retry == 1500
+    assert first.id
+    ticker = Ticker.model_validate(first.json())
+    assert ticker.last == 70000.0
+    assert ticker.symbol == "BTC/USDT"
+
+
+def test_an_event_comes_only_when_the_ticker_changes_and_heartbeats_fill_the_silence(
+    url: str, sim: ExchangeSim
+) -> None:
+    sim.set_ticker("binance", "ETHUSDT", last=3500.0)
+    lines: list[str] = []
+
+    def move_price_later() -> None:
+        time.sleep(1.6)
+        sim.set_ticker("binance", "ETHUSDT", last=3600.0)
+
+    mover = threading.Thread(target=move_price_later)
+    started = time.monotonic()
+    with (
+        httpx.Client(base_url=url, timeout=10) as client,
+        client.stream("GET", "/sse/ticker/binance/ETH-USDT") as response,
+    ):
+        mover.start()
+        for line in response.iter_lines():
+            lines.append(line)
+            if '"last":3600.0' in line:
+                break
+            assert time.monotonic() - started < 8, "the price change never arrived"
+    mover.join()
+    data = [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
+    assert [d["last"] for d in data] == [3500.0, 3600.0], (
+        "one event per change, none while unchanged"
+    )
+    assert any(line.startswith(": heartbeat") for line in lines)
+
+
+def test_a_client_resuming_with_last_event_id_is_not_sent_what_it_has(
+    url: str, sim: ExchangeSim
+) -> None:
+    sim.set_ticker("kraken", "XXBTZUSD", last=65000.0)
+    (first,) = events(url, "/sse/ticker/kraken/BTC-USD")
+    sim.set_ticker("kraken", "XXBTZUSD", last=65000.0)
+
+    def move_price_later() -> None:
+        time.sleep(1.2)
+        sim.set_ticker("kraken", "XXBTZUSD", last=65100.0)
+
+    mover = threading.Thread(target=move_price_later)
+    mover.start()
+    (resumed,) = events(url, "/sse/ticker/kraken/BTC-USD", headers={"Last-Event-ID": first.id})
+    mover.join()
+    assert resumed.json()["last"] == 65100.0
+    assert resumed.id != first.id
+
+
+def test_several_symbols_share_one_stream_and_its_ids(url: str) -> None:
+    seen = events(url, "/sse/tickers/binance?symbols=BTC/USDT,eth-usdt,BTCUSDT", limit=2)
+    assert {e.json()["symbol"] for e in seen} == {"BTC/USDT", "ETH/USDT"}
+    assert len(seen[-1].id.split(".")) == 2, "duplicates of one market are streamed once"
+
+
+def test_the_stream_ends_with_a_reconnect_event_before_its_time_limit(settings: Settings) -> None:
+    short = settings.model_copy(update={**FAST, "stream_max_seconds": 1.0})
+    with serve(create_app(MarketData.from_settings(short))) as url:
+        started = time.monotonic()
+        seen = events(url, "/sse/ticker/binance/BTC-USDT", limit=50)
+        took = time.monotonic() - started
+    assert seen[-1].event == "reconnect"
+    assert seen[-1].json() == {"reason": "time_limit", "retry_ms": 1500}
+    assert seen[-1].id, "a reconnecting client resumes from the last state"
+    assert took < 5
+
+
+def test_a_client_going_away_ends_the_streams_work(url: str) -> None:
+    before = streams_open.active
+    with (
+        httpx.Client(base_url=url, timeout=10) as client,
+        client.stream("GET", "/sse/ticker/binance/BTC-USDT") as response,
+    ):
+        next(response.iter_lines())
+        assert streams_open.active == before + 1
+    deadline = time.monotonic() + 5
+    while streams_open.active != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert streams_open.active == before
+
+
+def test_fifty_subscribers_of_one_symbol_cost_what_one_does(url: str, sim: ExchangeSim) -> None:
+    with httpx.Client(base_url=url, timeout=10) as warm:
+        warm.get("/ticker/binance/BTC-USDT")
+    sim.reset_calls()
+    stop = threading.Event()
+    received: list[int] = []
+
+    def subscribe() -> None:
+        with (
+            httpx.Client(base_url=url, timeout=10) as client,
+            client.stream("GET", "/sse/ticker/binance/BTC-USDT") as response,
+        ):
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    received.append(1)
+                if stop.is_set():
+                    break
+
+    threads = [threading.Thread(target=subscribe) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(received) >= 50
+    # Fresh for 0.2 s: at most one ticker call per window over 2 s, plus the first.
+    assert sim.calls("binance", "ticker") <= 2.0 / 0.2 + 1
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/sse/ticker/binance/BTC-USDT?interval=0.01", 400, "invalid_parameter"),
+        ("/sse/ticker/binance/BTC-USDT?interval=3600", 400, "invalid_parameter"),
+        ("/sse/ticker/binance/NOPE-USDT", 404, "unknown_market"),
+        ("/sse/ticker/nowhere/BTC-USDT", 404, "unknown_exchange"),
+        ("/sse/tickers/binance?symbols=", 400, "invalid_parameter"),
+    ],
+)
+def test_a_stream_that_cannot_start_is_refused_as_problem_json(
+    url: str, path: str, status: int, code: str
+) -> None:
+    response = httpx.get(url + path, timeout=10)
+    body: dict[str, Any] = response.json()
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert body["code"] == code
