@@ -6,6 +6,7 @@ snapshot); each invocation only runs the app.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -20,6 +21,9 @@ from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 
 service = MarketData.from_settings(Settings.from_env())
+# The container's one event loop: Mangum runs every invocation on it, so the exchange
+# clients' HTTP sessions, bound to it, live across invocations.
+asyncio.set_event_loop(asyncio.new_event_loop())
 app = create_app(service)
 # Mangum base64-encodes any type it does not know as text, and API Gateway (with no binary
 # media types) would pass that base64 on to clients: problem+json must be listed.

@@ -41,6 +41,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 candles=settings.warm_candles,
                 top_keys=settings.warm_top_keys,
                 period_s=settings.warm_period_minutes * 60,
+                ticker_loop_s=settings.warm_ticker_loop_seconds,
             )
         )
     finally:

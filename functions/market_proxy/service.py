@@ -84,7 +84,7 @@ class MarketData:
         if unknown:
             raise SettingsError(f"EXCHANGES names exchanges ccxt does not know: {unknown}")
         self.candle_store = CandleStore(settings, self.cache, self.gateway, clock)
-        self.demand = DemandLog(store, clock)
+        self.demand = DemandLog(store, clock, flush_every_s=settings.demand_flush_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], int] = now_ms) -> MarketData:

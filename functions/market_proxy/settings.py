@@ -85,6 +85,8 @@ class Settings(BaseModel):
     warm_concurrency: int = Field(default=4, ge=1, le=64)
     warm_candles: int = Field(default=200, ge=1)
     warm_top_keys: int = Field(default=20, ge=0)
+    demand_flush_seconds: float = Field(default=60.0, ge=0)
+    warm_ticker_loop_seconds: float = Field(default=0.0, ge=0)
 
     # `make run`.
     host: str = "127.0.0.1"

@@ -42,13 +42,13 @@ class SymbolIndex:
         self._by_id: dict[str, str] = {}
         for symbol, market in markets.items():
             self._by_symbol.setdefault(symbol.upper(), symbol)
-            market_id = market.get("id")
-            if not isinstance(market_id, str):
-                continue
-            upper_id = market_id.upper()
-            held = self._by_id.get(upper_id)
-            if held is None or (market.get("spot") and not markets[held].get("spot")):
-                self._by_id[upper_id] = symbol
+            for field in ("id", "altname", "wsId"):
+                name = market.get(field)
+                if not isinstance(name, str) or not name:
+                    continue
+                held = self._by_id.get(name.upper())
+                if held is None or (market.get("spot") and not markets[held].get("spot")):
+                    self._by_id[name.upper()] = symbol
 
     def resolve(self, exchange_id: str, raw: str) -> Mapping[str, Any]:
         """The market ``raw`` names, or :class:`UnknownMarket` with a few close names."""
@@ -63,6 +63,10 @@ class SymbolIndex:
         symbol = self._by_id.get(upper)
         if symbol is not None:
             return self._markets[symbol]
+        for candidate in _spellings(upper):
+            symbol = self._by_id.get(candidate)
+            if symbol is not None:
+                return self._markets[symbol]
         close = difflib.get_close_matches(
             _spellings(upper)[-1], list(self._by_symbol), n=3, cutoff=0.75
         )

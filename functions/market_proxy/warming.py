@@ -45,7 +45,7 @@ def parse_targets(text: str) -> list[Target]:
     text = text.strip()
     if not text:
         return []
-    if text.startswith("["):
+    if text.startswith(("[", "{")):
         return _from_json(text)
     targets = []
     for part in re.split(r"[;\s]+", text):
@@ -109,6 +109,7 @@ class WarmReport:
     fresh: list[str] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    ticker_refreshes: int = 0
     duration_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,6 +118,7 @@ class WarmReport:
             "fresh": self.fresh,
             "failed": self.failed,
             "skipped": self.skipped,
+            "ticker_refreshes": self.ticker_refreshes,
             "duration_ms": self.duration_ms,
             "counts": {
                 "warmed": len(self.warmed),
@@ -139,12 +141,15 @@ async def warm(
     candles: int,
     top_keys: int,
     period_s: float,
+    ticker_loop_s: float = 0.0,
 ) -> WarmReport:
     """Warm what ``targets`` and recent demand name, until ``deadline`` (``time.monotonic``).
 
     Cost upstream per run, at most: one markets download per exchange whose snapshot would
     expire before the next run; one ticker request per symbol; per timeframe, one candle
-    page (the candles since the last run and the open one).
+    page (the candles since the last run and the open one). With ``ticker_loop_s``, the
+    run then keeps its tickers fresh for that long: one more request per ticker each time
+    it is about to expire (``ticker_loop_s / TICKER_TTL_SECONDS`` per ticker per run).
     """
     started = time.monotonic()
     report = WarmReport()
@@ -164,7 +169,12 @@ async def warm(
     for exchange, key, _ in jobs:
         if exchange in broken:
             report.skipped.append({"key": key, "exchange": exchange, "reason": "markets_failed"})
-    await _run_all([j for j in jobs if j[0] not in broken], report, deadline, concurrency)
+    live = [j for j in jobs if j[0] not in broken]
+    await _run_all(live, report, deadline, concurrency)
+    if ticker_loop_s > 0:
+        tickers = [j for j in live if j[1].startswith("ticker#") and j[1] not in _failed(report)]
+        end = min(deadline, started + ticker_loop_s)
+        report.ticker_refreshes = await _keep_fresh(service, tickers, end, concurrency)
 
     report.duration_ms = round((time.monotonic() - started) * 1000)
     count("WarmedKeys", len(report.warmed))
@@ -174,6 +184,36 @@ async def warm(
     log = logger.warning if report.failed else logger.info
     log("warm run finished", extra={"summary": report.as_dict()["counts"], "failed": report.failed})
     return report
+
+
+def _failed(report: WarmReport) -> set[str]:
+    return {f["key"] for f in report.failed}
+
+
+async def _keep_fresh(service: MarketData, tickers: list[Job], end: float, concurrency: int) -> int:
+    """Refresh each ticker just before it expires, until ``end``; returns how many refreshes."""
+    ttl = service.settings.ticker_ttl_seconds
+    tick = max(0.1, ttl / 4)
+    gate = asyncio.Semaphore(max(1, concurrency))
+    refreshes = 0
+
+    async def refresh(exchange: str, key: str) -> None:
+        nonlocal refreshes
+        symbol = key.split("#", 2)[2]
+        async with gate:
+            try:
+                cached = await service.warm_ticker(exchange, symbol, unless_fresh_for_s=tick * 2)
+            except errors.ProxyError as exc:
+                logger.info("ticker refresh failed", extra={"key": key, "code": exc.code})
+                return
+        if cached is not None and not cached.is_stale:
+            refreshes += 1
+
+    while time.monotonic() + tick < end:
+        cycle = time.monotonic()
+        await asyncio.gather(*(refresh(exchange, key) for exchange, key, _ in tickers))
+        await asyncio.sleep(max(0.0, tick - (time.monotonic() - cycle)))
+    return refreshes
 
 
 def _target_jobs(service: MarketData, targets: list[Target], candles: int) -> list[Job]:

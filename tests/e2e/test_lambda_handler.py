@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import json
-import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -15,7 +12,7 @@ import pytest
 from infra.exchange_sim import ExchangeSim
 from market_proxy.settings import Settings
 from tests.support.apigw import LambdaContext, rest_event
-from tests.support.stack import environment_for
+from tests.support.lambda_module import cold_starts
 
 pytestmark = pytest.mark.e2e
 Invoke = Callable[..., dict[str, Any]]
@@ -24,20 +21,8 @@ Invoke = Callable[..., dict[str, Any]]
 @pytest.fixture
 def cold_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Settings], ModuleType]]:
     """Import the handler module afresh with the given settings as its environment."""
-    loaded: list[ModuleType] = []
-
-    def start(settings: Settings) -> ModuleType:
-        for name, value in environment_for(settings).items():
-            monkeypatch.setenv(name, value)
-        sys.modules.pop("api_handler", None)
-        module = importlib.import_module("api_handler")
-        loaded.append(module)
-        return module
-
-    yield start
-    for module in loaded:
-        asyncio.get_event_loop().run_until_complete(module.service.close())
-    sys.modules.pop("api_handler", None)
+    with cold_starts(monkeypatch) as start:
+        yield lambda settings: start("api_handler", settings)
 
 
 def invoke(module: ModuleType, path: str, **kwargs: Any) -> dict[str, Any]:

@@ -16,7 +16,24 @@ BINANCE = SymbolIndex(
         },
     }
 )
-KRAKEN = SymbolIndex({"BTC/USDT": {"id": "XBTUSDT", "symbol": "BTC/USDT", "spot": True}})
+KRAKEN = SymbolIndex(
+    {
+        "BTC/USDT": {
+            "id": "XBTUSDT",
+            "symbol": "BTC/USDT",
+            "spot": True,
+            "altname": "XBTUSDT",
+            "wsId": "XBT/USDT",
+        },
+        "BTC/USD": {
+            "id": "XXBTZUSD",
+            "symbol": "BTC/USD",
+            "spot": True,
+            "altname": "XBTUSD",
+            "wsId": "XBT/USD",
+        },
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +63,11 @@ def test_a_shared_exchange_id_resolves_to_the_spot_market() -> None:
 def test_the_exchanges_own_id_resolves_where_it_differs_from_the_symbol() -> None:
     assert KRAKEN.resolve("kraken", "XBTUSDT")["symbol"] == "BTC/USDT"
     assert KRAKEN.resolve("kraken", "btc-usdt")["id"] == "XBTUSDT"
+
+
+@pytest.mark.parametrize("typed", ["XXBTZUSD", "XBTUSD", "xbt/usd", "XBT-USD", "btc/usd"])
+def test_an_exchanges_other_names_for_a_market_resolve(typed: str) -> None:
+    assert KRAKEN.resolve("kraken", typed)["symbol"] == "BTC/USD"
 
 
 def test_an_unknown_market_is_a_404_with_close_suggestions() -> None:
