@@ -93,18 +93,6 @@ async def test_concurrent_misses_in_one_process_make_one_upstream_call(
     assert {a.payload["last"] for a in answers} == {101.0}
 
 
-async def test_concurrent_misses_in_several_containers_make_one_upstream_call(
-    store: DynamoDBStore,
-) -> None:
-    upstream = Upstream(delay=0.1)
-    containers = [engine(store) for _ in range(4)]
-    answers = await asyncio.gather(
-        *(c.get(KEY, POLICY, upstream) for c in containers for _ in range(25))
-    )
-    assert upstream.calls == 1
-    assert {a.source for a in answers} <= {"upstream", "l2"}
-
-
 async def test_a_crashed_lease_holder_blocks_only_until_its_lease_lapses(
     store: DynamoDBStore,
 ) -> None:
