@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from market_proxy import errors
 from market_proxy.cache.engine import CacheEngine, now_ms
 from market_proxy.cache.entry import Cached
-from market_proxy.observability import count, latency, logger, timed
+from market_proxy.observability import count, latency, logger, timed, traced
 from market_proxy.settings import Settings
 from market_proxy.symbols import SymbolIndex
 
@@ -190,7 +190,8 @@ class ExchangeGateway:
         count("UpstreamCalls", exchange=exchange_id)
         with timed() as elapsed:
             try:
-                return await request()
+                async with traced(f"## upstream {what}", exchange=exchange_id, call=what):
+                    return await request()
             except errors.ProxyError:
                 raise
             except Exception as exc:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -78,3 +78,18 @@ def timed() -> Iterator[list[float]]:
         yield box
     finally:
         box[0] = (time.perf_counter() - started) * 1000
+
+
+@asynccontextmanager
+async def traced(name: str, **annotations: str) -> AsyncIterator[None]:
+    """Run a block in an X-Ray subsegment named ``name``, annotated for search.
+
+    A no-op where tracing is off (tests, ``make run``, the stream function).
+    """
+    if tracer.disabled:
+        yield
+        return
+    async with tracer.provider.in_subsegment_async(name=name) as subsegment:
+        for key, value in annotations.items():
+            subsegment.put_annotation(key, value)
+        yield

@@ -88,6 +88,9 @@ class Settings(BaseModel):
     demand_flush_seconds: float = Field(default=60.0, ge=0)
     warm_ticker_loop_seconds: float = Field(default=0.0, ge=0)
 
+    # Browsers on other origins (CORS): "*" or a comma-separated list; empty allows none.
+    cors_allow_origins: tuple[str, ...] = ()
+
     # `make run`.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -109,6 +112,15 @@ class Settings(BaseModel):
         for exchange_id in value:
             if not exchange_id.isidentifier() or not exchange_id.islower():
                 raise ValueError(f"{exchange_id!r} is not a ccxt exchange id")
+        return value
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            return tuple(dict.fromkeys(str(part) for part in value if part))
         return value
 
     @field_validator("exchange_options", mode="before")

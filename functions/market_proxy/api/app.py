@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +43,25 @@ def create_app(service: MarketData) -> FastAPI:
     app.include_router(router)
     app.include_router(streaming.router)
     app.include_router(page.router)
+    origins = service.settings.cors_allow_origins
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=["If-None-Match", "Last-Event-ID", REQUEST_ID_HEADER],
+            expose_headers=[
+                "ETag",
+                "Age",
+                "Retry-After",
+                "X-Cache",
+                "X-Data-Age-Ms",
+                "X-Fetched-At",
+                "X-Stale-Reason",
+                REQUEST_ID_HEADER,
+            ],
+            max_age=600,
+        )
     app.add_middleware(CorrelationMiddleware)
     return app
 

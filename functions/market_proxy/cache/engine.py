@@ -58,6 +58,11 @@ class CacheEngine:
         self._owner = uuid.uuid4().hex
         self._flights: dict[str, asyncio.Task[Cached]] = {}
 
+    def renew_identity(self) -> None:
+        """Take a new lease-owner id: containers restored from one SnapStart snapshot would
+        otherwise share the snapshot's, and each would think it holds the others' leases."""
+        self._owner = uuid.uuid4().hex
+
     async def get(self, key: str, policy: DataPolicy, load: Loader) -> Cached:
         """The value for ``key``: from memory, the shared store, or ``load()``, in that order.
 
