@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ def test_other_routes_stay_buffered_on_the_api_function() -> None:
         "x-amazon-apigateway-integration"
     ]
     assert "responseTransferMode" not in integration
-    assert "${ApiFunction.Arn}/invocations" in integration["uri"]["Fn::Sub"]
+    assert "/2015-03-31/functions/${ApiFunctionAliaslive}/invocations" in integration["uri"]["Fn::Sub"]
 
 
 def test_the_api_is_regional() -> None:
@@ -118,3 +120,132 @@ def test_functions_run_python_3_12_with_tracing_and_the_table_name(function: str
 def test_the_sam_template_is_the_only_place_the_table_schema_lives() -> None:
     table = load_template()["Resources"]["CacheTable"]["Properties"]
     assert table["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+
+
+def test_the_api_function_starts_from_a_snapshot_behind_an_alias_the_api_invokes() -> None:
+    properties = resources("AWS::Lambda::Function")["ApiFunction"]["Properties"]
+    assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    (alias,) = resources("AWS::Lambda::Alias").values()
+    assert alias["Properties"]["FunctionName"] == {"Ref": "ApiFunction"}
+    (api,) = resources("AWS::ApiGateway::RestApi").values()
+    for path, method in (("/", "get"), ("/{proxy+}", "x-amazon-apigateway-any-method")):
+        uri = api["Properties"]["Body"]["paths"][path][method]["x-amazon-apigateway-integration"]
+        assert "${ApiFunctionAliaslive}/invocations" in uri["uri"]["Fn::Sub"], path
+    permissions = [
+        p["Properties"]
+        for p in resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert {"Ref": "ApiFunctionAliaslive"} in [p["FunctionName"] for p in permissions]
+
+
+def test_the_stage_is_throttled_by_parameters() -> None:
+    (stage,) = resources("AWS::ApiGateway::Stage").values()
+    (setting,) = stage["Properties"]["MethodSettings"]
+    assert setting["ThrottlingRateLimit"] == {"Ref": "ThrottleRateLimit"}
+    assert setting["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurstLimit"}
+    assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/*", "*")
+
+
+def test_a_parameter_switches_the_api_key_and_its_usage_plan_on() -> None:
+    template = deployed()
+    assert template["Conditions"]["UseApiKey"] == {
+        "Fn::Equals": [{"Ref": "ApiKeyRequired"}, "true"]
+    }
+    for kind in ("AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::ApiKey"):
+        (resource,) = resources(kind).values()
+        assert resource["Condition"] == "UseApiKey", kind
+    (api,) = resources("AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    keyed = {"Fn::If": ["UseApiKey", [{"api_key": []}], []]}
+    assert paths["/{proxy+}"]["x-amazon-apigateway-any-method"]["security"] == keyed
+    assert paths["/sse/{proxy+}"]["get"]["security"] == keyed
+    # Browsers' CORS preflights carry no key.
+    assert paths["/{proxy+}"]["options"]["security"] == []
+    url = resources("AWS::Lambda::Url")["StreamFunctionUrl"]["Properties"]
+    assert url["AuthType"] == {"Fn::If": ["UseApiKey", "AWS_IAM", "NONE"]}
+
+
+def test_api_gateways_own_refusals_are_problem_json() -> None:
+    (api,) = resources("AWS::ApiGateway::RestApi").values()
+    responses = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    for kind in ("THROTTLED", "QUOTA_EXCEEDED", "API_KEY_REQUIRED", "INVALID_API_KEY"):
+        body = responses[kind]["responseTemplates"]["application/json"]
+        shaped = json.loads(
+            body.replace("$context.error.message", "m").replace("$context.path", "/")
+        )
+        assert {"type", "title", "status", "code", "retryable"} <= set(shaped), kind
+
+
+def test_cors_origins_reach_the_functions_from_a_parameter() -> None:
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CORS_ALLOW_ORIGINS"] == {"Ref": "CorsAllowOrigins"}
+
+
+def test_streams_and_warmer_runs_are_bounded_in_concurrency() -> None:
+    functions = resources("AWS::Lambda::Function")
+    assert functions["StreamFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Ref": "StreamConcurrencyLimit"
+    }
+    assert functions["WarmerFunction"]["Properties"]["ReservedConcurrentExecutions"] == 1
+
+
+def emitted_metrics() -> set[str]:
+    """Every metric name the code records (observability.count / latency calls)."""
+    names: set[str] = set()
+    for source in Path("functions").rglob("*.py"):
+        names.update(
+            re.findall(r"""\b(?:count|latency)\(\s*f?["']([A-Za-z0-9]+)["']""", source.read_text())
+        )
+    return names
+
+
+def test_alarms_watch_metrics_the_code_emits_under_the_globals_namespace() -> None:
+    template = load_template()
+    names = template["Mappings"]["Observability"]["Names"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == {
+        "Fn::FindInMap": ["Observability", "Names", "Namespace"]
+    }
+    custom = set()
+    for alarm in resources("AWS::CloudWatch::Alarm").values():
+        properties = alarm["Properties"]
+        stats = [
+            m["MetricStat"]["Metric"] for m in properties.get("Metrics", []) if "MetricStat" in m
+        ]
+        for metric in [*stats, properties]:
+            if metric.get("Namespace") == {
+                "Fn::FindInMap": ["Observability", "Names", "Namespace"]
+            }:
+                custom.add(metric["MetricName"])
+    assert custom == {"UpstreamErrors", "UpstreamCalls", "CacheStoreErrors", "WarmFailures"}
+    assert custom <= emitted_metrics()
+    assert names["Namespace"] != "MarketDataProxyTest"  # the tests' own namespace
+
+
+def test_there_is_an_alarm_for_each_operational_risk() -> None:
+    described = " ".join(
+        a["Properties"]["AlarmDescription"] for a in resources("AWS::CloudWatch::Alarm").values()
+    )
+    for risk in ("5xx", "exchanges fail", "throttled", "warmer failed"):
+        assert risk in described, risk
+
+
+def test_the_dashboard_is_valid_json_and_charts_only_emitted_metrics() -> None:
+    body = load_template()["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    dashboard = json.loads(re.sub(r"\$\{([^}]+)\}", r"\1", body))
+    assert len(dashboard["widgets"]) >= 10
+    charted: set[str] = set()
+    for widget in dashboard["widgets"]:
+        namespace = None
+        for row in widget["properties"].get("metrics", []):
+            head = row[0]
+            if isinstance(head, dict):  # a SEARCH expression
+                charted.update(re.findall(r'MetricName="(\w+)"', head["expression"]))
+                continue
+            if head != ".":
+                namespace = head if head != "..." else namespace
+            if namespace == "Ns" and head != "...":
+                charted.add(row[1])
+    assert charted <= emitted_metrics() | {"ColdStart"}, charted - emitted_metrics()
+    assert {"CacheHitL1", "CacheMiss", "UpstreamCalls", "UpstreamErrors", "WarmFailures"} <= charted
