@@ -3,52 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from infra.exchange_sim import ExchangeSim
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
-from tests.support.stack import environment_for
+from tests.support.swarm import swarm
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def swarm(settings: Settings, processes: int, each: int, delay_s: float) -> list[list[str]]:
-    env = {**os.environ, **environment_for(settings), "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}"}
-    start_at = time.time() + delay_s
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.swarm",
-                "binance",
-                "BTC/USDT",
-                str(each),
-                str(start_at),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    results = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1])["sources"])
-    return results
 
 
 def test_two_hundred_requests_from_four_processes_for_an_expired_key_make_one_call(
@@ -62,10 +26,12 @@ def test_two_hundred_requests_from_four_processes_for_an_expired_key_make_one_ca
         await service.close()
 
     asyncio.run(prime())
+    expired_at = time.time() + shared.ticker_ttl_seconds
     sim.set_latency(0.2)  # a slow exchange widens the window in which others could pile in
     sim.reset_calls()
-    # Processes start (importing ccxt) while the primed ticker expires; all fire together.
-    sources = swarm(shared, processes=4, each=50, delay_s=15)
+    # Processes start (importing ccxt) while the primed ticker expires; once all are ready,
+    # all fire together.
+    sources = swarm(shared, processes=4, each=50, not_before=expired_at).sources
     assert sim.calls("binance", "markets") == 0
     assert sim.calls("binance", "ticker") == 1
     assert sum(len(process) for process in sources) == 200
