@@ -46,7 +46,9 @@ def test_other_routes_stay_buffered_on_the_api_function() -> None:
         "x-amazon-apigateway-integration"
     ]
     assert "responseTransferMode" not in integration
-    assert "/2015-03-31/functions/${ApiFunctionAliaslive}/invocations" in integration["uri"]["Fn::Sub"]
+    assert (
+        "/2015-03-31/functions/${ApiFunctionAliaslive}/invocations" in integration["uri"]["Fn::Sub"]
+    )
 
 
 def test_the_api_is_regional() -> None:
