@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,9 @@ _CHANGE_FIELDS = (
 _ID_SEPARATOR = "."
 _FINGERPRINT_CHARS = 8
 MAX_SYMBOLS = 20
+# An event id holds one fingerprint per symbol ("-" * 8 for none yet).
+MAX_EVENT_ID_LENGTH = MAX_SYMBOLS * (_FINGERPRINT_CHARS + len(_ID_SEPARATOR)) - 1
+EVENT_ID_PATTERN = rf"^[0-9a-f-]{{{_FINGERPRINT_CHARS}}}(\.[0-9a-f-]{{{_FINGERPRINT_CHARS}}})*$"
 
 
 class _Gauge:
@@ -94,7 +97,7 @@ async def ticker_events(
     limits: StreamLimits,
     *,
     last_event_id: str | None = None,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """SSE text for a ticker stream of ``symbols`` on ``exchange``.
 
     Validates everything before the first byte (raising :class:`errors.ProxyError`), then
@@ -116,7 +119,7 @@ async def _run(
     symbols: list[str],
     held: list[str | None],
     limits: StreamLimits,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     started = time.monotonic()
     deadline = started + limits.max_duration_s
     next_poll = started

@@ -17,17 +17,25 @@ from typing import Any
 from market_proxy.errors import InvalidParameter, UnknownMarket
 
 MAX_SYMBOL_LENGTH = 64
-_ALLOWED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_:.\-]*$")
+# A letter or digit, then letters, digits and / _ : . - ; length included. The OpenAPI
+# document states the same expression (Python and ECMA-262 read it alike).
+SYMBOL_TEXT = f"[A-Za-z0-9][A-Za-z0-9/_:.-]{{0,{MAX_SYMBOL_LENGTH - 1}}}"
+SYMBOL_PATTERN = f"^{SYMBOL_TEXT}$"
+_ALLOWED = re.compile(SYMBOL_TEXT)
 _SEPARATOR = re.compile(r"[-_]")
 
 
-def validate_symbol_text(raw: str) -> str:
-    """Reject input that cannot be any market's name before touching anything else."""
-    text = raw.strip()
-    if not text or len(text) > MAX_SYMBOL_LENGTH or not _ALLOWED.match(text):
+def validate_symbol_text(text: str) -> str:
+    """Reject input that cannot be any market's name before touching anything else.
+
+    1 to ``MAX_SYMBOL_LENGTH`` characters, a letter or digit first, then letters, digits and
+    ``/ _ : . -``; nothing else, not even surrounding spaces. Raises :class:`InvalidParameter`.
+    """
+    if not _ALLOWED.fullmatch(text):
         raise InvalidParameter(
             "symbol",
-            f"symbol must be 1 to {MAX_SYMBOL_LENGTH} characters of letters, digits and / _ : . -",
+            f"symbol must be 1 to {MAX_SYMBOL_LENGTH} characters: a letter or digit, then "
+            "letters, digits and / _ : . -",
             valid="e.g. BTC/USDT, BTC-USDT, BTC_USDT, BTC/USDT:USDT or the exchange's id BTCUSDT",
         )
     return text

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from infra.exchange_sim import ExchangeSim
 from market_proxy.api.app import create_app
+from market_proxy.api.problems import PROBLEM_JSON
 from market_proxy.api.schemas import Candles, Problem, Ticker
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
+from market_proxy.streams import MAX_EVENT_ID_LENGTH, MAX_SYMBOLS
+from market_proxy.symbols import MAX_SYMBOL_LENGTH, SYMBOL_PATTERN
 from tests.support.http import serve
 
 pytestmark = pytest.mark.e2e
 
 
+MAX_CANDLES = 500  # small, so that the largest allowed answer is quick to fetch
+
+
 @pytest.fixture
 def client(settings: Settings) -> Iterator[httpx.Client]:
+    bounded = settings.model_copy(update={"ohlcv_max_candles": MAX_CANDLES})
     with (
-        serve(create_app(MarketData.from_settings(settings))) as url,
+        serve(create_app(MarketData.from_settings(bounded))) as url,
         httpx.Client(base_url=url, timeout=10) as http,
     ):
         yield http
@@ -85,3 +93,124 @@ def test_openapi_and_docs_are_served(client: httpx.Client) -> None:
 def test_a_callers_request_id_is_echoed_when_no_gateway_gave_one(client: httpx.Client) -> None:
     response = client.get("/health", headers={"X-Request-Id": "trace-me-42"})
     assert response.headers["x-request-id"] == "trace-me-42"
+
+
+def problem(response: httpx.Response) -> dict[str, Any]:
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    Problem.model_validate(body)
+    assert body["status"] == response.status_code
+    return body
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "parameter", "valid"),
+    [
+        ("/ticker/binance/" + "A" * 65, {}, "symbol", "e.g. BTC/USDT"),
+        ("/ticker/binance/BTC USDT", {}, "symbol", "e.g. BTC/USDT"),
+        ("/ticker/binance/BTC%2BUSDT", {}, "symbol", "e.g. BTC/USDT"),
+        ("/historical/binance/BTC-USDT", {"limit": MAX_CANDLES + 1}, "limit", "1..500"),
+        ("/historical/binance/BTC-USDT", {"timeframe": "7m"}, "timeframe", "1m"),
+        ("/historical/binance/BTC-USDT", {"since": "yesterday"}, "since", "2024-01-01T00:00:00Z"),
+        ("/historical/binance/BTC-USDT", {"since": "²"}, "since", "2024-01-01T00:00:00Z"),
+        ("/historical/binance/BTC-USDT", {"until": "10000000000000"}, "until", "1704067200000"),
+        (
+            "/historical/binance/BTC-USDT",
+            {"since": "1704067200000", "until": "1704067200000"},
+            "until",
+            None,
+        ),
+        ("/historical/binance/BTC-USDT", {"since": "9999999999999"}, "since", None),
+        (
+            "/historical/binance/BTC-USDT",
+            {"timeframe": "1m", "since": "0", "until": "1704067200000"},
+            "until",
+            "at most 500 candles",
+        ),
+    ],
+)
+def test_a_value_out_of_bounds_is_a_400_naming_the_parameter_and_what_is_valid(
+    client: httpx.Client, path: str, params: dict[str, Any], parameter: str, valid: str | None
+) -> None:
+    response = client.get(path, params=params)
+    body = problem(response)
+    assert response.status_code == 400
+    assert body["code"] == "invalid_parameter"
+    assert body["parameter"] == parameter
+    if valid is not None:
+        assert valid in body["valid"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/ticker/" + "b" * 33 + "/BTC-USDT", {}, "exchange"),
+        ("/ticker/bin.ance/BTC-USDT", {}, "exchange"),
+        ("/historical/binance/BTC-USDT", {"limit": 0}, "limit"),
+        ("/historical/binance/BTC-USDT", {"limit": "ten"}, "limit"),
+        ("/historical/binance/BTC-USDT", {"since": "1" * 41}, "since"),
+        ("/historical/binance/BTC-USDT", {"timeframe": "123456789"}, "timeframe"),
+        ("/health", {"deep": "maybe"}, "deep"),
+    ],
+)
+def test_a_malformed_parameter_is_a_422_listing_each_error(
+    client: httpx.Client, path: str, params: dict[str, Any], field: str
+) -> None:
+    response = client.get(path, params=params)
+    body = problem(response)
+    assert response.status_code == 422
+    assert body["code"] == "invalid_request"
+    assert field in [error["parameter"] for error in body["errors"]]
+
+
+def test_a_well_formed_unknown_exchange_is_a_404_listing_the_served_ones(
+    client: httpx.Client,
+) -> None:
+    response = client.get("/ticker/nowhere/BTC-USDT")
+    assert response.status_code == 404
+    assert problem(response)["valid"] == ["binance", "kraken"]
+
+
+def test_the_largest_allowed_limit_and_the_longest_symbol_text_are_served(
+    client: httpx.Client,
+) -> None:
+    largest = client.get("/historical/kraken/BTC-USD", params={"limit": MAX_CANDLES})
+    assert largest.status_code == 200
+    assert Candles.model_validate(largest.json()).requested.candles == MAX_CANDLES
+    longest = client.get("/ticker/binance/" + "A" * 64)
+    assert problem(longest)["code"] == "unknown_market"
+
+
+def test_the_openapi_document_states_the_bounds_the_service_enforces(
+    client: httpx.Client, settings: Settings
+) -> None:
+    spec = client.get("/openapi.json").json()
+
+    def parameter(path: str, name: str) -> dict[str, Any]:
+        (found,) = [p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == name]
+        schema: dict[str, Any] = found["schema"]
+        branches = [b for b in schema.get("anyOf", []) if b.get("type") != "null"]
+        return {**schema, **(branches[0] if branches else {})}  # an optional one's value
+
+    history = "/historical/{exchange}/{symbol}"
+    exchange = parameter(history, "exchange")
+    assert exchange["enum"] == ["binance", "kraken"]
+    assert exchange["maxLength"] == 32
+    assert exchange["pattern"] == "^[A-Za-z][A-Za-z0-9_]*$"
+    symbol = parameter(history, "symbol")
+    assert symbol["maxLength"] == MAX_SYMBOL_LENGTH
+    assert symbol["pattern"] == SYMBOL_PATTERN
+    assert parameter(history, "limit")["minimum"] == 1
+    assert parameter(history, "limit")["maximum"] == MAX_CANDLES
+    assert "1m" in parameter(history, "timeframe")["enum"]
+    assert parameter(history, "since")["pattern"] == parameter(history, "until")["pattern"]
+    assert "[0-9]{1,13}" in parameter(history, "since")["pattern"]
+    interval = parameter("/sse/tickers/{exchange}", "interval")
+    assert interval["minimum"] == settings.stream_min_interval_seconds
+    assert interval["maximum"] == settings.stream_max_interval_seconds
+    assert f"{{0,{MAX_SYMBOLS - 1}}}" in parameter("/sse/tickers/{exchange}", "symbols")["pattern"]
+    last_event_id = parameter("/sse/tickers/{exchange}", "Last-Event-ID")
+    assert last_event_id["maxLength"] == MAX_EVENT_ID_LENGTH
+    for path in (history, "/ticker/{exchange}/{symbol}", "/health"):
+        error = spec["paths"][path]["get"]["responses"]["422"]["content"]
+        assert error == {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -15,26 +15,19 @@ from httpx_sse import ServerSentEvent, connect_sse
 from infra.exchange_sim import ExchangeSim
 from market_proxy.api.app import create_app
 from market_proxy.api.schemas import Ticker
+from market_proxy.api.streaming import MAX_SYMBOLS_TEXT
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
-from market_proxy.streams import streams_open
+from market_proxy.streams import MAX_EVENT_ID_LENGTH, MAX_SYMBOLS, streams_open
 from tests.support.http import serve
+from tests.support.streams import FAST_STREAMS
 
 pytestmark = pytest.mark.e2e
-FAST = {
-    "ticker_ttl_seconds": 0.2,
-    "stream_interval_seconds": 0.2,
-    "stream_min_interval_seconds": 0.1,
-    "stream_heartbeat_seconds": 0.5,
-    "stream_max_seconds": 30,
-    "stream_retry_ms": 1500,
-    "refresh_in_background": True,
-}
 
 
 @pytest.fixture
 def stream_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update=FAST)
+    return settings.model_copy(update=FAST_STREAMS)
 
 
 @pytest.fixture
@@ -132,7 +125,7 @@ def test_several_symbols_share_one_stream_and_its_ids(url: str) -> None:
 
 
 def test_the_stream_ends_with_a_reconnect_event_before_its_time_limit(settings: Settings) -> None:
-    short = settings.model_copy(update={**FAST, "stream_max_seconds": 1.0})
+    short = settings.model_copy(update={**FAST_STREAMS, "stream_max_seconds": 1.0})
     with serve(create_app(MarketData.from_settings(short))) as url:
         started = time.monotonic()
         seen = events(url, "/sse/ticker/binance/BTC-USDT", limit=50)
@@ -191,21 +184,75 @@ def test_fifty_subscribers_of_one_symbol_cost_what_one_does(url: str, sim: Excha
     assert calls <= lasted / 0.2 + 1
 
 
+TOO_MANY = ",".join(f"SIM{i:04d}USDT" for i in range(MAX_SYMBOLS)) + ",BTCUSDT"
+TOO_LONG_ID = "-" * (MAX_EVENT_ID_LENGTH + 1)
+
+
 @pytest.mark.parametrize(
-    ("path", "status", "code"),
+    ("path", "headers", "status", "code", "parameter"),
     [
-        ("/sse/ticker/binance/BTC-USDT?interval=0.01", 400, "invalid_parameter"),
-        ("/sse/ticker/binance/BTC-USDT?interval=3600", 400, "invalid_parameter"),
-        ("/sse/ticker/binance/NOPE-USDT", 404, "unknown_market"),
-        ("/sse/ticker/nowhere/BTC-USDT", 404, "unknown_exchange"),
-        ("/sse/tickers/binance?symbols=", 400, "invalid_parameter"),
+        ("/sse/ticker/binance/BTC-USDT?interval=0.01", {}, 400, "invalid_parameter", "interval"),
+        ("/sse/ticker/binance/BTC-USDT?interval=3600", {}, 400, "invalid_parameter", "interval"),
+        ("/sse/ticker/binance/BTC-USDT?interval=nan", {}, 400, "invalid_parameter", "interval"),
+        ("/sse/ticker/binance/BTC-USDT?interval=soon", {}, 422, "invalid_request", "interval"),
+        ("/sse/ticker/binance/BTC%20USDT", {}, 400, "invalid_parameter", "symbol"),
+        ("/sse/ticker/binance/NOPE-USDT", {}, 404, "unknown_market", None),
+        ("/sse/ticker/nowhere/BTC-USDT", {}, 404, "unknown_exchange", None),
+        ("/sse/ticker/no.where/BTC-USDT", {}, 422, "invalid_request", "exchange"),
+        ("/sse/tickers/binance?symbols=", {}, 400, "invalid_parameter", "symbols"),
+        ("/sse/tickers/binance?symbols=,%20,", {}, 400, "invalid_parameter", "symbols"),
+        (f"/sse/tickers/binance?symbols={TOO_MANY}", {}, 400, "invalid_parameter", "symbols"),
+        ("/sse/tickers/binance?symbols=BTCUSDT,ETH%09USDT", {}, 400, "invalid_parameter", "symbol"),
+        (
+            "/sse/tickers/binance?symbols=" + "A" * (MAX_SYMBOLS_TEXT + 1),
+            {},
+            422,
+            "invalid_request",
+            "symbols",
+        ),
+        (
+            f"/sse/ticker/binance/BTC-USDT?last_event_id={TOO_LONG_ID}",
+            {},
+            422,
+            "invalid_request",
+            "last_event_id",
+        ),
+        (
+            "/sse/ticker/binance/BTC-USDT",
+            {"Last-Event-ID": TOO_LONG_ID},
+            422,
+            "invalid_request",
+            "Last-Event-ID",
+        ),
     ],
 )
 def test_a_stream_that_cannot_start_is_refused_as_problem_json(
-    url: str, path: str, status: int, code: str
+    url: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+    parameter: str | None,
 ) -> None:
-    response = httpx.get(url + path, timeout=10)
+    response = httpx.get(url + path, headers=headers, timeout=10)
     body: dict[str, Any] = response.json()
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     assert body["code"] == code
+    named = body.get("parameter") or [e["parameter"] for e in body.get("errors", [])]
+    if parameter is not None:
+        assert parameter in named
+    if code == "invalid_parameter":
+        assert body["valid"]
+
+
+def test_twenty_symbols_stream_and_a_malformed_last_event_id_means_from_scratch(
+    url: str,
+) -> None:
+    (first,) = events(
+        url,
+        f"/sse/tickers/binance?symbols={TOO_MANY.rsplit(',', 1)[0]}",
+        headers={"Last-Event-ID": "not.one.of.ours"},
+    )
+    assert first.event == "ticker"
+    assert len(first.id.split(".")) == MAX_SYMBOLS

@@ -1,7 +1,14 @@
+import re
+
 import pytest
 
 from market_proxy.errors import InvalidParameter, UnknownMarket
-from market_proxy.symbols import SymbolIndex
+from market_proxy.symbols import (
+    MAX_SYMBOL_LENGTH,
+    SYMBOL_PATTERN,
+    SymbolIndex,
+    validate_symbol_text,
+)
 
 BINANCE = SymbolIndex(
     {
@@ -78,10 +85,43 @@ def test_an_unknown_market_is_a_404_with_close_suggestions() -> None:
 
 
 @pytest.mark.parametrize(
-    "typed", ["", " ", "BTC USDT", "BTC/USDT;drop", "<script>", "A" * 65, "/BTC"]
+    "typed",
+    [
+        "",
+        " ",
+        "BTC USDT",
+        "BTC/USDT;drop",
+        "<script>",
+        "A" * (MAX_SYMBOL_LENGTH + 1),
+        "/BTC",
+        " BTC/USDT",
+        "BTC/USDT\n",
+        "BTC/USDT\t",
+        "BTC/ÜSDT",
+        "BTC%2FUSDT",
+    ],
 )
 def test_text_that_cannot_name_a_market_is_a_400(typed: str) -> None:
     with pytest.raises(InvalidParameter) as caught:
         BINANCE.resolve("binance", typed)
     assert caught.value.status == 400
     assert caught.value.extra["parameter"] == "symbol"
+    assert "BTC/USDT" in caught.value.extra["valid"]
+
+
+def test_the_longest_symbol_text_is_looked_up_not_refused() -> None:
+    with pytest.raises(UnknownMarket):
+        BINANCE.resolve("binance", "A" * MAX_SYMBOL_LENGTH)
+
+
+@pytest.mark.parametrize("typed", ["BTC/USDT", "A" * MAX_SYMBOL_LENGTH, "1000SHIB_USDT:USDT-1.5"])
+def test_the_documented_pattern_accepts_what_the_service_accepts(typed: str) -> None:
+    assert validate_symbol_text(typed) == typed
+    assert re.fullmatch(SYMBOL_PATTERN.removeprefix("^").removesuffix("$"), typed)
+
+
+@pytest.mark.parametrize("typed", ["", "-BTC", "A" * (MAX_SYMBOL_LENGTH + 1), "BTC\n"])
+def test_the_documented_pattern_refuses_what_the_service_refuses(typed: str) -> None:
+    with pytest.raises(InvalidParameter):
+        validate_symbol_text(typed)
+    assert not re.fullmatch(SYMBOL_PATTERN.removeprefix("^").removesuffix("$"), typed)

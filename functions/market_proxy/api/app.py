@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from market_proxy.api import page, problems, streaming
+from market_proxy.api import openapi, page, problems, streaming
 from market_proxy.api.routes import router
 from market_proxy.observability import logger
 from market_proxy.service import MarketData
@@ -43,6 +43,7 @@ def create_app(service: MarketData) -> FastAPI:
     app.include_router(router)
     app.include_router(streaming.router)
     app.include_router(page.router)
+    openapi.install(app, service)
     origins = service.settings.cors_allow_origins
     if origins:
         app.add_middleware(

@@ -7,7 +7,6 @@ import math
 from email.utils import formatdate
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from market_proxy.cache.entry import Cached
@@ -37,10 +36,10 @@ def freshness_headers(cached: Cached) -> dict[str, str]:
     return headers
 
 
-def render(request: Request, answer: Answer) -> Response:
+def render(answer: Answer, if_none_match: str | None) -> Response:
     """200 with the body, or 304 when the client already holds this exact payload."""
     headers = freshness_headers(answer.cached)
-    if _matches(request.headers.get("if-none-match"), headers["ETag"]):
+    if _matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return json_response(answer.body(), headers=headers)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,26 +14,77 @@ from market_proxy import errors
 from market_proxy.api import problems, schemas
 from market_proxy.api.rendering import json_response, render
 from market_proxy.service import MarketData
+from market_proxy.symbols import MAX_SYMBOL_LENGTH, SYMBOL_PATTERN
 
 router = APIRouter()
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": schemas.Problem, "content": {problems.PROBLEM_JSON: {}}}
-    for status in (400, 404, 422, 429, 501, 502, 503, 504)
+ERRORS = problems.documented(400, 404, 422, 429, 501, 502, 503, 504)
+_FRESHNESS_HEADERS = {
+    name: {"description": description, "schema": schema}
+    for name, description, schema in (
+        ("ETag", "This exact payload; send it back in If-None-Match", {"type": "string"}),
+        ("Cache-Control", "max-age, stale-while-revalidate, stale-if-error", {"type": "string"}),
+        ("Age", "Seconds since the data was fetched", {"type": "string"}),
+        ("X-Cache", "Which tier answered", {"enum": ["l1", "l2", "upstream", "stale"]}),
+        ("X-Data-Age-Ms", "Milliseconds since the data was fetched", {"type": "string"}),
+        ("X-Fetched-At", "When the data was fetched, epoch ms", {"type": "string"}),
+    )
 }
+CACHED: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    200: {"headers": _FRESHNESS_HEADERS},
+    304: {"description": "Not modified (If-None-Match)", "headers": _FRESHNESS_HEADERS},
+}
+MAX_EXCHANGE_LENGTH = 32
 Exchange = Annotated[
-    str, Path(description="A ccxt exchange id from the allow-list, e.g. binance", max_length=32)
+    str,
+    Path(
+        description="An exchange id from the allow-list (see /exchanges), e.g. binance",
+        max_length=MAX_EXCHANGE_LENGTH,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+    ),
 ]
 Symbol = Annotated[
     str,
     Path(
-        description="BTC/USDT, BTC-USDT, BTC_USDT, BTC/USDT:USDT, or the exchange's id (BTCUSDT)",
-        max_length=64,
+        description=(
+            "BTC/USDT (its slash as a path separator), BTC-USDT, BTC_USDT, BTC/USDT:USDT, "
+            "or the exchange's id (BTCUSDT); any case"
+        ),
+        # Checked by the service (400 invalid_parameter), like every symbol it is given.
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": MAX_SYMBOL_LENGTH,
+            "pattern": SYMBOL_PATTERN,
+            "examples": ["BTC/USDT", "btc-usdt", "BTCUSDT"],
+        },
     ),
 ]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(alias="If-None-Match", description="ETags the client holds: 304 if one matches"),
+]
+_EPOCH_MS = "[0-9]{1,13}"
+_ISO_8601 = (
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?"
+    "(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_TIME_TEXT = f"{_EPOCH_MS}|{_ISO_8601}"
+_TIME = re.compile(_TIME_TEXT)
 
 
-def market(request: Request) -> MarketData:
+def _moment(description: str) -> Any:
+    return Query(
+        description=f"{description}: epoch ms, or ISO 8601 with a zone (2024-01-01T00:00:00Z)",
+        max_length=40,
+        # Checked by parse_time (400 invalid_parameter); empty means not given.
+        json_schema_extra={"pattern": f"^({_TIME_TEXT})?$"},
+    )
+
+
+async def market(request: Request) -> MarketData:
+    # async: FastAPI runs a plain function dependency on a worker thread, a thread hop
+    # (with a thread started per Mangum invocation) on every request.
     service: MarketData = request.app.state.market
     return service
 
@@ -43,36 +95,35 @@ Market = Annotated[MarketData, Depends(market)]
 @router.get(
     "/ticker/{exchange}/{symbol:path}",
     response_model=schemas.Ticker,
-    responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)"}},
+    responses=CACHED,
     summary="The latest ticker of one market",
 )
-async def ticker(request: Request, service: Market, exchange: Exchange, symbol: Symbol) -> Response:
-    return render(request, await service.ticker(exchange, symbol))
+async def ticker(
+    service: Market, exchange: Exchange, symbol: Symbol, if_none_match: IfNoneMatch = None
+) -> Response:
+    return render(await service.ticker(exchange, symbol), if_none_match)
 
 
 @router.get(
     "/historical/{exchange}/{symbol:path}",
     response_model=schemas.Candles,
-    responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)"}},
+    responses=CACHED,
     summary="OHLCV candles of one market",
 )
 async def historical(
-    request: Request,
     service: Market,
     exchange: Exchange,
     symbol: Symbol,
     timeframe: Annotated[
         str, Query(description="One of the exchange's timeframes (see /exchanges)", max_length=8)
     ] = "1h",
-    since: Annotated[
-        str | None,
-        Query(description="First candle's open time: epoch ms or ISO 8601", max_length=40),
+    since: Annotated[str | None, _moment("First candle's open time")] = None,
+    until: Annotated[str | None, _moment("End of the range, exclusive")] = None,
+    limit: Annotated[
+        int | None,
+        Query(description="How many candles, 1 to OHLCV_MAX_CANDLES (see the schema)", ge=1),
     ] = None,
-    until: Annotated[
-        str | None,
-        Query(description="End of the range, exclusive: epoch ms or ISO 8601", max_length=40),
-    ] = None,
-    limit: Annotated[int | None, Query(description="How many candles", ge=1)] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     answer = await service.candles(
         exchange,
@@ -82,7 +133,7 @@ async def historical(
         until=parse_time("until", until),
         limit=limit,
     )
-    return render(request, answer)
+    return render(answer, if_none_match)
 
 
 @router.get("/exchanges", response_model=schemas.Exchanges, summary="The served exchanges")
@@ -93,40 +144,47 @@ async def exchanges(service: Market) -> Response:
 
 
 @router.get(
-    "/health", response_model=schemas.Health, summary="Liveness; deep=true checks the table"
+    "/health",
+    response_model=schemas.Health,
+    responses=problems.documented(422),
+    summary="Liveness; deep=true checks the table",
 )
 async def health(service: Market, deep: bool = False) -> Response:
     report = await service.health(deep=deep)
     return json_response(report, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/problems", summary="Every problem code this service answers with")
+@router.get(
+    "/problems",
+    response_model=schemas.ProblemTypes,
+    summary="Every problem code this service answers with",
+)
 async def problem_types() -> Response:
     return json_response({"problems": problems.describe()})
 
 
 def parse_time(parameter: str, value: str | None) -> int | None:
-    """Epoch milliseconds from ``value`` given as epoch milliseconds or ISO 8601."""
+    """Epoch milliseconds from ``value``: epoch milliseconds, or ISO 8601 with a zone.
+
+    Empty means not given. Raises :class:`errors.InvalidParameter` for anything else,
+    including moments before 1970 or from the year 2286 on (13 digits of milliseconds).
+    """
     if value is None or value == "":
         return None
-    text = value.strip()
-    if text.isdigit():
-        stamp = int(text)
-    else:
+    stamp = -1
+    if _TIME.fullmatch(value):
         try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
+            stamp = (
+                int(value)
+                if value.isdigit()
+                else int(datetime.fromisoformat(value).timestamp() * 1000)
+            )
+        except ValueError:  # a day or an hour that does not exist
             stamp = -1
-        else:
-            if moment.tzinfo is None:
-                raise errors.InvalidParameter(
-                    parameter, f"{parameter} needs a time zone, e.g. 2024-01-01T00:00:00Z"
-                )
-            stamp = int(moment.timestamp() * 1000)
     if not 0 <= stamp < 10**13:
         raise errors.InvalidParameter(
             parameter,
-            f"{parameter} must be epoch milliseconds or ISO 8601",
+            f"{parameter} must be epoch milliseconds or ISO 8601 with a zone, from 1970 on",
             valid="e.g. 1704067200000 or 2024-01-01T00:00:00Z",
         )
     return stamp

@@ -90,9 +90,19 @@ class Exchanges(BaseModel):
 class Health(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded"] = Field(
+        description="`degraded` while an exchange's circuit is not closed or the table fails."
+    )
     exchanges: list[str]
+    circuits: dict[str, Literal["closed", "open", "half-open"]] = Field(
+        description="Per exchange: `open` while this container pauses its calls to it."
+    )
     cache: dict[str, Any] | None = None
+
+
+class FieldError(BaseModel):
+    parameter: str | None = Field(description="The parameter that is wrong, e.g. `limit`.")
+    message: str | None
 
 
 class Problem(BaseModel):
@@ -107,3 +117,43 @@ class Problem(BaseModel):
     instance: str | None = None
     code: str = Field(description="Stable, machine-readable reason.")
     retryable: bool
+    parameter: str | None = Field(default=None, description="The parameter at fault.")
+    valid: list[Any] | str | None = Field(
+        default=None, description="What would be valid: the values, a range, or an example."
+    )
+    suggestions: list[str] | None = Field(
+        default=None, description="Markets with a close name (`unknown_market`)."
+    )
+    retry_after: int | None = Field(
+        default=None, description="Seconds to wait before retrying, as in `Retry-After`."
+    )
+    errors: list[FieldError] | None = Field(
+        default=None, description="Each part of the request that is wrong (`invalid_request`)."
+    )
+
+
+class ProblemType(BaseModel):
+    code: str
+    status: int
+    title: str
+    retryable: bool
+
+
+class ProblemTypes(BaseModel):
+    problems: list[ProblemType]
+
+
+class StreamProblem(BaseModel):
+    """The data of a stream's ``problem`` event: one symbol cannot be refreshed for now."""
+
+    symbol: str
+    code: str = Field(description="As in problem+json answers.")
+    detail: str
+    retryable: bool
+
+
+class Reconnect(BaseModel):
+    """The data of a stream's last event, sent before its time limit."""
+
+    reason: Literal["time_limit"]
+    retry_ms: int = Field(description="Reconnect after this long, with the event's id.")

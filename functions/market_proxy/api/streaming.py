@@ -2,28 +2,89 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from starlette.requests import Request
+from fastapi import APIRouter, Header, Query
 from starlette.responses import StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from market_proxy import errors
 from market_proxy.api.routes import ERRORS, Exchange, Market, Symbol
+from market_proxy.observability import count, logger
 from market_proxy.settings import Settings
-from market_proxy.streams import MAX_SYMBOLS, StreamLimits, ticker_events
+from market_proxy.streams import (
+    EVENT_ID_PATTERN,
+    MAX_EVENT_ID_LENGTH,
+    MAX_SYMBOLS,
+    StreamLimits,
+    ticker_events,
+)
+from market_proxy.symbols import MAX_SYMBOL_LENGTH, SYMBOL_TEXT
 
 router = APIRouter()
+
+
+def _event(name: str, data: str, *, with_id: bool) -> dict[str, Any]:
+    """One kind of event, as the OpenAPI document describes a text/event-stream item."""
+    return {
+        "type": "object",
+        "required": ["event", "data", *(["id"] if with_id else [])],
+        "properties": {
+            "event": {"const": name},
+            "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+            "retry": {"type": "integer", "minimum": 0},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": f"#/components/schemas/{data}"},
+            },
+        },
+    }
+
+
 _SSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "An event stream"}
+    200: {
+        "description": (
+            "An event stream. Each event is described here: `ticker` when a ticker changed, "
+            "`problem` when a symbol cannot be refreshed for now, and `reconnect` last, before "
+            "the time limit. Heartbeat comments fill silences."
+        ),
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",  # one event, parsed (FastAPI would say "string")
+                    "oneOf": [
+                        _event("ticker", "Ticker", with_id=True),
+                        _event("problem", "StreamProblem", with_id=False),
+                        _event("reconnect", "Reconnect", with_id=True),
+                    ],
+                }
+            }
+        },
+    }
 }
 Interval = Annotated[
-    float | None, Query(description="Seconds between polls of the cache (default 1)")
+    float | None,
+    Query(description="Seconds between polls of the cache (bounds: see the schema; default 1)"),
 ]
-LastEventId = Annotated[
+_EVENT_ID = "Resume after this event id; anything not an id this service sent means from scratch"
+LastEventIdQuery = Annotated[
     str | None,
-    Query(description="Resume after this event id (browsers send the Last-Event-ID header)"),
+    Query(
+        alias="last_event_id",
+        description=f"{_EVENT_ID} (for clients that cannot send the Last-Event-ID header)",
+        max_length=MAX_EVENT_ID_LENGTH,
+    ),
 ]
+LastEventIdHeader = Annotated[
+    str | None,
+    Header(alias="Last-Event-ID", description=_EVENT_ID, max_length=MAX_EVENT_ID_LENGTH),
+]
+# Symbols separated by commas; spaces around them, and empty items, are ignored.
+_SYMBOLS_PATTERN = f"^[ ,]*{SYMBOL_TEXT}([ ,]*,[ ,]*{SYMBOL_TEXT}){{0,{MAX_SYMBOLS - 1}}}[ ,]*$"
+MAX_SYMBOLS_TEXT = MAX_SYMBOLS * (MAX_SYMBOL_LENGTH + 3)  # room for ", " between them
 
 
 def limits(settings: Settings, interval: float | None) -> StreamLimits:
@@ -41,64 +102,121 @@ def limits(settings: Settings, interval: float | None) -> StreamLimits:
     )
 
 
-def stream(events: object) -> StreamingResponse:
-    return StreamingResponse(
-        events,  # type: ignore[arg-type]
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+def symbol_list(text: str) -> list[str]:
+    """The symbols ``text`` names, each once: 1 to ``MAX_SYMBOLS`` of them, comma-separated.
+
+    Raises :class:`errors.InvalidParameter`; each symbol's text is checked when resolved.
+    """
+    named = [part for part in (item.strip(" ") for item in text.split(",")) if part]
+    if not 1 <= len(named) <= MAX_SYMBOLS:
+        raise errors.InvalidParameter(
+            "symbols", f"give 1 to {MAX_SYMBOLS} comma-separated symbols", valid=f"1..{MAX_SYMBOLS}"
+        )
+    return list(dict.fromkeys(named))
+
+
+class EventStream(StreamingResponse):
+    """``text/event-stream`` that no client can hold past the stream's time limit.
+
+    uvicorn holds back a send while the client's connection is full, so what waits in memory
+    stays bounded; but a client that never reads would then keep the stream, its task and
+    its connection forever. Here a send may wait until the client missed two heartbeats, and
+    never past the time limit plus one heartbeat; after that the stream is abandoned and its
+    connection closed. Whatever ends the response, the events' generator is closed with it,
+    so its work stops at once rather than whenever the garbage collector finds it.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events: AsyncGenerator[str, None], limits: StreamLimits) -> None:
+        super().__init__(events, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._events = events
+        self._stall_s = 2 * limits.heartbeat_s
+        self._lifetime_s = limits.max_duration_s + limits.heartbeat_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self._lifetime_s
+
+        async def send_or_give_up(message: Message) -> None:
+            wait = min(self._stall_s, give_up_at - loop.time())
+            try:
+                async with asyncio.timeout(max(0.0, wait)):
+                    await send(message)
+            except TimeoutError:
+                raise _ClientStalled from None
+
+        try:
+            await super().__call__(scope, receive, send_or_give_up)
+        except _ClientStalled:
+            # Returning without finishing the response makes the server close the connection.
+            count("StreamsAbandoned")
+            logger.warning("stream abandoned: the client stopped reading")
+        finally:
+            await self._events.aclose()
+
+
+class _ClientStalled(Exception):
+    """A send waited longer than a reading client would have let it."""
 
 
 @router.get(
     "/sse/ticker/{exchange}/{symbol:path}",
-    response_class=StreamingResponse,
+    response_class=EventStream,
+    status_code=200,
     responses={**ERRORS, **_SSE},
     summary="Live ticker of one market (Server-Sent Events)",
 )
 async def sse_ticker(
-    request: Request,
     service: Market,
     exchange: Exchange,
     symbol: Symbol,
     interval: Interval = None,
-    last_event_id: LastEventId = None,
-) -> StreamingResponse:
+    last_event_id: LastEventIdQuery = None,
+    last_event_id_header: LastEventIdHeader = None,
+) -> EventStream:
+    chosen = limits(service.settings, interval)
     events = await ticker_events(
-        service,
-        exchange,
-        [symbol],
-        limits(service.settings, interval),
-        last_event_id=request.headers.get("last-event-id") or last_event_id,
+        service, exchange, [symbol], chosen, last_event_id=last_event_id_header or last_event_id
     )
-    return stream(events)
+    return EventStream(events, chosen)
 
 
 @router.get(
     "/sse/tickers/{exchange}",
-    response_class=StreamingResponse,
+    response_class=EventStream,
+    status_code=200,
     responses={**ERRORS, **_SSE},
     summary="Live tickers of several markets (Server-Sent Events)",
 )
 async def sse_tickers(
-    request: Request,
     service: Market,
     exchange: Exchange,
     symbols: Annotated[
-        str, Query(description=f"Comma-separated, at most {MAX_SYMBOLS}", max_length=1400)
+        str,
+        Query(
+            description=(
+                f"1 to {MAX_SYMBOLS} symbols (each as in /ticker), separated by commas; "
+                "spaces around them and empty items are ignored"
+            ),
+            max_length=MAX_SYMBOLS_TEXT,
+            # Checked item by item (400 invalid_parameter), like the symbol of /ticker.
+            json_schema_extra={
+                "pattern": _SYMBOLS_PATTERN,
+                "examples": ["BTC/USDT,ETH/USDT", "btc-usdt"],
+            },
+        ),
     ],
     interval: Interval = None,
-    last_event_id: LastEventId = None,
-) -> StreamingResponse:
-    wanted = list(dict.fromkeys(s.strip() for s in symbols.split(",") if s.strip()))
-    if not 1 <= len(wanted) <= MAX_SYMBOLS:
-        raise errors.InvalidParameter(
-            "symbols", f"give 1 to {MAX_SYMBOLS} comma-separated symbols", valid=f"1..{MAX_SYMBOLS}"
-        )
+    last_event_id: LastEventIdQuery = None,
+    last_event_id_header: LastEventIdHeader = None,
+) -> EventStream:
+    chosen = limits(service.settings, interval)
     events = await ticker_events(
         service,
         exchange,
-        wanted,
-        limits(service.settings, interval),
-        last_event_id=request.headers.get("last-event-id") or last_event_id,
+        symbol_list(symbols),
+        chosen,
+        last_event_id=last_event_id_header or last_event_id,
     )
-    return stream(events)
+    return EventStream(events, chosen)
