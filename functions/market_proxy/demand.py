@@ -1,7 +1,9 @@
 """What clients ask for, tallied cheaply, so the warmer can keep the most-asked keys warm.
 
 Each container counts in memory and adds its counts to an hourly tally in the table at most
-once a minute: one write per container per minute, never one per request.
+once a minute: one write per container per minute, never one per request. It reaches the
+table through the cache engine, so while the engine rests the table after a failure, the
+tally waits too instead of making a request pay for another failing call.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from market_proxy.cache.store import CacheStore, CacheUnavailable
-from market_proxy.observability import logger
+from market_proxy.cache.engine import CacheEngine
+from market_proxy.cache.store import CacheUnavailable
 
 HOUR_MS = 3_600_000
 
@@ -23,13 +25,13 @@ def tally_key(hour_start_ms: int) -> str:
 class DemandLog:
     def __init__(
         self,
-        store: CacheStore | None,
+        cache: CacheEngine,
         clock: Callable[[], int],
         *,
         flush_every_s: float = 60.0,
         keep_top: int = 100,
     ) -> None:
-        self._store = store
+        self._cache = cache
         self._clock = clock
         self._every_ms = round(flush_every_s * 1000)
         self._keep_top = keep_top
@@ -40,27 +42,30 @@ class DemandLog:
         self._counts[key] += 1
 
     async def maybe_flush(self) -> None:
-        """Add this container's counts to the shared tally if a minute has passed."""
+        """Add this container's counts to the shared tally if a minute has passed (one
+        write; none while the table is resting, and then the counts wait for the next)."""
         now = self._clock()
-        if self._store is None or not self._counts or now - self._last_flush < self._every_ms:
+        store = self._cache.store
+        if store is None or not self._counts or now - self._last_flush < self._every_ms:
             return
         counts = dict(self._counts.most_common(self._keep_top))
         self._counts.clear()
         self._last_flush = now
         hour = now // HOUR_MS * HOUR_MS
         try:
-            await self._store.add_counts(tally_key(hour), counts, (hour + 3 * HOUR_MS) // 1000)
+            await store.add_counts(tally_key(hour), counts, (hour + 3 * HOUR_MS) // 1000)
         except CacheUnavailable as exc:
-            logger.warning("demand tally not written", extra={"reason": exc.reason})
+            self._cache.store_failed(exc)
 
     async def most_asked(self, limit: int) -> list[tuple[str, int]]:
-        """The most-asked keys of this hour and the last, most first."""
-        if self._store is None or limit <= 0:
+        """The most-asked keys of this hour and the last, most first (none without the table)."""
+        store = self._cache.store
+        if store is None or limit <= 0:
             return []
         hour = self._clock() // HOUR_MS * HOUR_MS
         try:
-            totals = await self._store.get_counts([tally_key(hour), tally_key(hour - HOUR_MS)])
+            totals = await store.get_counts([tally_key(hour), tally_key(hour - HOUR_MS)])
         except CacheUnavailable as exc:
-            logger.warning("demand tally not read", extra={"reason": exc.reason})
+            self._cache.store_failed(exc)
             return []
         return Counter(totals).most_common(limit)

@@ -125,30 +125,40 @@ def from_ccxt(
     ``DDoSProtection`` both for throttling and for bans (Binance's 418, Kraken's "Temporary
     lockout"); the message tells them apart. Anything that is not a ccxt error was raised
     while parsing what the exchange sent, so it is a bad response, not our failure.
+
+    The detail is written here, never copied from the exception: ccxt's messages carry the
+    request URL and the exchange's raw body, which are not the client's business and may
+    hold what an operator configured (a proxy's credentials, a private API URL).
     """
     from ccxt.base import errors as ccxt_errors  # deferred: ccxt is heavy to import
 
-    message = f"{exchange_id}: {exc}"[:500]
     if not isinstance(exc, ccxt_errors.BaseError):
-        return UpstreamBadResponse(f"{exchange_id}: unreadable answer ({type(exc).__name__})")
+        return UpstreamBadResponse(f"{exchange_id} sent an answer that could not be read")
     if isinstance(exc, ccxt_errors.DDoSProtection) and _is_ban(str(exc)):
-        return UpstreamBanned(message, retry_after=retry_after or 60.0)
+        return UpstreamBanned(
+            f"{exchange_id} has banned this service's address for a while",
+            retry_after=retry_after or 60.0,
+        )
     if isinstance(exc, ccxt_errors.RateLimitExceeded | ccxt_errors.DDoSProtection):
-        return UpstreamRateLimited(message, retry_after=retry_after or 1.0)
+        return UpstreamRateLimited(
+            f"{exchange_id} is rate limiting this service", retry_after=retry_after or 1.0
+        )
     if isinstance(exc, ccxt_errors.RequestTimeout):
-        return UpstreamTimeout(message, retry_after=retry_after)
+        return UpstreamTimeout(f"{exchange_id} did not answer in time", retry_after=retry_after)
     if isinstance(exc, ccxt_errors.BadResponse) or _payload_broken(exc):
-        return UpstreamBadResponse(message)
+        return UpstreamBadResponse(f"{exchange_id} sent an answer that could not be read")
     if isinstance(exc, ccxt_errors.OperationFailed) or _transport_failed(exc):
         # Network errors, maintenance, and the exchange's own "unknown error, try again".
-        return UpstreamUnavailable(message, retry_after=retry_after or 5.0)
+        return UpstreamUnavailable(
+            f"{exchange_id} is unavailable or unreachable", retry_after=retry_after or 5.0
+        )
     if isinstance(exc, ccxt_errors.BadSymbol):
-        return UnknownMarket(message)
+        return UnknownMarket(f"{exchange_id} has no such market")
     if isinstance(exc, ccxt_errors.NotSupported):
-        return NotSupported(message)
+        return NotSupported(f"{exchange_id} does not offer this")
     if isinstance(exc, ccxt_errors.BadRequest):
-        return RejectedByExchange(message)
-    return ProxyError(message)
+        return RejectedByExchange(f"{exchange_id} rejected the request")
+    return ProxyError(f"{exchange_id} answered with an error ({type(exc).__name__})")
 
 
 def _is_ban(message: str) -> bool:

@@ -47,8 +47,24 @@ class Settings(BaseModel):
 
     # Which exchanges, and how ccxt talks to them.
     exchanges: tuple[str, ...] = ("binance", "kraken")
-    exchange_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # repr=False: it may hold credentials (apiKey, secret, auth headers), and a model's repr
+    # ends up in tracebacks and debug output.
+    exchange_options: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     upstream_timeout_ms: int = Field(default=8000, ge=100, le=60000)
+
+    # Circuit breaker, per exchange and per container (see circuit.py).
+    # CIRCUIT_FAILURE_THRESHOLD: upstream failures in a row (timeouts, 5xx, unreadable answers,
+    # rate limits) that open the circuit, if they all fall within CIRCUIT_WINDOW_SECONDS.
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_window_seconds: float = Field(default=30.0, gt=0)
+    # How long an open circuit refuses calls before letting one probe through; longer if the
+    # exchange's Retry-After asks for more. A ban pauses for the ban's own Retry-After, or
+    # this long when it gives none.
+    circuit_cooldown_seconds: float = Field(default=30.0, gt=0)
+
+    # After the table fails as a whole (unreachable, throttling, access denied), this
+    # container leaves it alone this long and serves from memory and upstream.
+    cache_store_backoff_seconds: float = Field(default=5.0, ge=0)
 
     # Freshness, per kind of data.
     ticker_ttl_seconds: float = Field(default=2.0, gt=0)
@@ -179,7 +195,8 @@ class Settings(BaseModel):
                 f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
                 for err in exc.errors()
             )
-            raise SettingsError(f"invalid configuration: {problems}") from exc
+            # `from None`: pydantic's own message quotes the input, which may be a secret.
+            raise SettingsError(f"invalid configuration: {problems}") from None
 
 
 class SettingsError(ValueError):

@@ -38,6 +38,12 @@ PRODUCTS = {
     ("dapi.binance.com", "/dapi/v1"): ("inverse", 1500),
 }
 PERPETUAL_DELIVERY = 4133404800000
+# Signed (SAPI) endpoints ccxt calls while loading markets when it holds credentials: wallet
+# "All coins' information", margin "Get All Cross Margin Pairs" and its isolated twin.
+SAPI_HOST = "api.binance.com"
+CAPITAL_CONFIG = "/sapi/v1/capital/config/getall"
+MARGIN_PAIRS = "/sapi/v1/margin/allPairs"
+ISOLATED_MARGIN_PAIRS = "/sapi/v1/margin/isolated/allPairs"
 
 
 def _s(value: float) -> str:
@@ -192,6 +198,71 @@ def exchange_info(book: MarketBook, kind: str) -> dict[str, Any]:
     if kind != "spot":
         info["assets"] = [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}]
     return info
+
+
+def capital_config(book: MarketBook) -> list[dict[str, Any]]:
+    """Every spot asset as Binance's wallet lists it, one network each."""
+    coins = sorted({a for m in book.of_kind("binance", "spot") for a in (m.base, m.quote)})
+    return [
+        {
+            "coin": coin,
+            "depositAllEnable": True,
+            "withdrawAllEnable": True,
+            "name": coin,
+            "free": "0",
+            "locked": "0",
+            "freeze": "0",
+            "withdrawing": "0",
+            "ipoing": "0",
+            "ipoable": "0",
+            "storage": "0",
+            "isLegalMoney": False,
+            "trading": True,
+            "networkList": [
+                {
+                    "network": coin,
+                    "coin": coin,
+                    "withdrawIntegerMultiple": "0.00000001",
+                    "isDefault": True,
+                    "depositEnable": True,
+                    "withdrawEnable": True,
+                    "depositDesc": "",
+                    "withdrawDesc": "",
+                    "specialTips": "",
+                    "name": coin,
+                    "resetAddressStatus": False,
+                    "addressRegex": "",
+                    "memoRegex": "",
+                    "withdrawFee": "0.0001",
+                    "withdrawMin": "0.001",
+                    "withdrawMax": "9999999",
+                    "minConfirm": 1,
+                    "unLockConfirm": 2,
+                    "sameAddress": False,
+                    "estimatedArrivalTime": 5,
+                    "busy": False,
+                    "contractAddressUrl": "",
+                    "contractAddress": "",
+                }
+            ],
+        }
+        for coin in coins
+    ]
+
+
+def margin_pairs(book: MarketBook, *, isolated: bool = False) -> list[dict[str, Any]]:
+    return [
+        {
+            **({} if isolated else {"id": str(376870555451677893 + index)}),
+            "symbol": market.id,
+            "base": market.base,
+            "quote": market.quote,
+            "isMarginTrade": True,
+            "isBuyAllowed": True,
+            "isSellAllowed": True,
+        }
+        for index, market in enumerate(book.of_kind("binance", "spot"))
+    ]
 
 
 def ticker_24hr(book: MarketBook, market: Market) -> dict[str, Any]:

@@ -19,14 +19,14 @@ class SimControl:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # nosec B310
             return json.loads(response.read())
 
     def calls(self, exchange_id: str | None = None, endpoint: str | None = None) -> int:
         query = urllib.parse.urlencode(
             {k: v for k, v in (("exchange", exchange_id), ("endpoint", endpoint)) if v}
         )
-        with urllib.request.urlopen(f"{self.url}/_sim/calls?{query}", timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{self.url}/_sim/calls?{query}", timeout=10) as response:  # noqa: S310  # nosec B310
             count: int = json.loads(response.read())["calls"]
             return count
 

@@ -28,10 +28,11 @@ from infra.exchange_sim.market_data import SUPPORTED, MarketBook
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     exchange: str
-    endpoint: str  # "markets", "ticker", "ohlcv" or "other"
+    endpoint: str  # "markets" (currencies included), "ticker", "ohlcv" or "other"
     path: str
     params: dict[str, str]
     at: float = field(default_factory=time.time)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _Reply(Exception):
@@ -129,7 +130,7 @@ class ExchangeSim:
         self.stop()
 
     async def _walk_prices(self) -> None:
-        rng = random.Random(self.book.seed)  # noqa: S311 - a price walk, not a secret
+        rng = random.Random(self.book.seed)  # noqa: S311 - a price walk, not a secret  # nosec B311
         while True:
             await asyncio.sleep(1.0)
             self.book.walk(rng)
@@ -223,7 +224,9 @@ class ExchangeSim:
         route = _ROUTES.get(exchange)
         endpoint, handler = route(host, path) if route else ("other", None)
         with self._calls_lock:
-            self._calls.append(CallRecord(exchange, endpoint, path, params))
+            self._calls.append(
+                CallRecord(exchange, endpoint, path, params, headers=dict(request.headers))
+            )
         if self._latency:
             await asyncio.sleep(self._latency)
         fault = self._faults.take(exchange, endpoint)
@@ -292,6 +295,8 @@ async def _truncated(request: web.Request, payload: Any) -> web.StreamResponse:
 
 
 def _binance_route(host: str, path: str) -> tuple[str, Handler | None]:
+    if host == binance.SAPI_HOST and path in _BINANCE_SIGNED:
+        return "markets", _BINANCE_SIGNED[path]
     for (product_host, prefix), (_kind, _max) in binance.PRODUCTS.items():
         if host == product_host and path.startswith(prefix):
             tail = path[len(prefix) :]
@@ -322,6 +327,18 @@ def _binance_market(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
 async def _binance_markets(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
     kind, _ = _binance_product(host)
     return binance.exchange_info(sim.book, kind)
+
+
+def _signed(answer: Callable[[MarketBook], Any]) -> Handler:
+    async def handler(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
+        # The secret is not known here, so only the signature's presence is checked.
+        if "signature" not in params or "timestamp" not in params:
+            raise _Reply(
+                400, {"code": -1102, "msg": "Mandatory parameter 'signature' was not sent."}
+            )
+        return answer(sim.book)
+
+    return handler
 
 
 async def _binance_ticker(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
@@ -382,6 +399,11 @@ async def _kraken_ohlc(sim: ExchangeSim, host: str, params: dict[str, str]) -> A
     return kraken.ohlc(sim.book, market, interval, since)
 
 
+_BINANCE_SIGNED: dict[str, Handler] = {
+    binance.CAPITAL_CONFIG: _signed(binance.capital_config),
+    binance.MARGIN_PAIRS: _signed(binance.margin_pairs),
+    binance.ISOLATED_MARGIN_PAIRS: _signed(lambda book: binance.margin_pairs(book, isolated=True)),
+}
 _ROUTES: dict[str, Callable[[str, str], tuple[str, Handler | None]]] = {
     "binance": _binance_route,
     "kraken": _kraken_route,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 MIN = 60_000
 SPAN = BUCKET_CANDLES * MIN
-NOW = 1_763_000_000_000 // SPAN * SPAN + 17 * MIN + 30_000  # half a minute into a candle
+PHASE = 17 * MIN + 30_000  # half a minute into a candle, 17 minutes into a bucket
+# The latest such instant before the real now: DynamoDB Local deletes items whose TTL
+# attribute has passed (by the machine's clock) within about a second, so a clock far in
+# the past would see its own writes vanish.
+NOW = (time.time_ns() // 1_000_000 - PHASE) // SPAN * SPAN + PHASE
 OPEN = NOW // MIN * MIN
 EDGE = OPEN // SPAN * SPAN - SPAN  # a bucket boundary well in the past
 

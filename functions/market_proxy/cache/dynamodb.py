@@ -38,23 +38,35 @@ GRACE_S = 60
 BATCH_GET_MAX = 100
 BATCH_WRITE_MAX = 25
 RETRIES = 3
+# Errors about one request (its item, its expression), not about the table: the next request
+# may well succeed. Any other error means the table is unusable for now.
+REQUEST_ERRORS = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 TTL_ATTRIBUTE = "expires_at"  # template.yaml's TimeToLiveSpecification names the same
 COUNT_PREFIX = "n:"
 
 
 def make_client(settings: Settings) -> DynamoDBClient:
-    """A DynamoDB client that fails fast: the cache must never hold a request hostage."""
+    """A DynamoDB client that fails fast: the cache must never hold a request hostage.
+
+    Two attempts in all (botocore's standard mode: it retries throttling after a jittered
+    back-off of up to 1 s, connection errors and 5xx after up to 25 ms, and never a
+    denial or a validation error). So one call that fails costs at most two attempts of
+    ``DYNAMODB_TIMEOUT_S`` to connect and as much to read, plus that back-off: 5 s at the
+    default timeout against an endpoint that hangs; under 1.1 s when it refuses or
+    throttles; one round trip when it denies. After a failure of the whole table the engine
+    leaves it alone for ``CACHE_STORE_BACKOFF_SECONDS``, so a request pays this once at most.
+    """
     import boto3
 
     session = boto3.session.Session(region_name=settings.aws_region)
     key_id = secret = None
     if settings.dynamodb_endpoint_url and session.get_credentials() is None:
         # A local DynamoDB accepts any key; AWS tooling still insists there is one.
-        key_id = secret = "local"  # noqa: S105
+        key_id = secret = "local"  # noqa: S105 - a local engine's dummy key  # nosec B105
     config = Config(
         connect_timeout=settings.dynamodb_timeout_s,
         read_timeout=settings.dynamodb_timeout_s,
-        retries={"max_attempts": 2, "mode": "standard"},
+        retries={"total_max_attempts": 2, "mode": "standard"},
         max_pool_connections=32,
     )
     return session.client(
@@ -212,6 +224,18 @@ class DynamoDBStore:
                 ExpressionAttributeValues=values,
             )
 
+    async def release_lease(self, key: str, owner: str) -> None:
+        # A failed condition means the lease has lapsed and is someone else's, or gone.
+        with contextlib.suppress(_ConditionFailed):
+            await self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression="REMOVE lease_owner, lease_until",
+                ConditionExpression="lease_owner = :owner",
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+
     async def add_counts(self, key: str, counts: dict[str, int], expires_at_s: int) -> None:
         # ADD works on top-level attributes only, so each tally is an attribute of its own.
         names = {f"#c{i}": f"{COUNT_PREFIX}{name}" for i, name in enumerate(counts)}
@@ -252,7 +276,8 @@ class DynamoDBStore:
             if error.get("Code") == "ConditionalCheckFailedException":
                 old: Item | None = exc.response.get("Item")  # type: ignore[assignment]
                 raise _ConditionFailed(old) from None
-            raise CacheUnavailable(operation, str(error.get("Code", exc))) from exc
+            code = str(error.get("Code", type(exc).__name__))
+            raise CacheUnavailable(operation, code, store_wide=code not in REQUEST_ERRORS) from exc
         except BotoCoreError as exc:
             raise CacheUnavailable(operation, type(exc).__name__) from exc
 

@@ -6,7 +6,9 @@ processes the refresher holds a short lease taken with a conditional write while
 wait for its result or, within the stale-while-revalidate window, answer stale at once.
 
 The shared store is an optimisation. When it fails, the failure is logged and counted and the
-request goes upstream as if the store were empty.
+request goes upstream as if the store were empty. When it fails as a whole (unreachable,
+throttled, access denied), the engine leaves it alone for ``store_backoff_s`` so that no
+other request pays for the same outage.
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ class CacheEngine:
         lease_wait_s: float,
         negative_ttl_s: float,
         refresh_in_background: bool = False,
+        store_backoff_s: float = 0.0,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self._store = store
+        self._shared = store
+        self._store_backoff_ms = round(store_backoff_s * 1000)
+        self._store_resting_until = 0
         self.memory = memory
         self._lease_ms = round(lease_s * 1000)
         self._lease_wait_s = lease_wait_s
@@ -111,7 +116,7 @@ class CacheEngine:
                 return self._answer_error(stored.error, known, now)
         count("CacheMiss")
 
-        if self._store is not None:
+        if self.store is not None:
             outcome = await self._wait_or_lead(key, known)
             if isinstance(outcome, Cached):
                 return outcome
@@ -125,7 +130,6 @@ class CacheEngine:
         entry seen, for use as a stale fallback. Waiting polls with reads; a write (the lease
         attempt) is repeated only once the holder's lease has lapsed.
         """
-        assert self._store is not None
         deadline = time.monotonic() + self._lease_wait_s
         delay = _POLL_START_S
         try_lease = True
@@ -167,7 +171,12 @@ class CacheEngine:
             now = self._clock()
             remembered = self._remember(exc, now)
             self.memory.put_error(key, remembered)
-            await self._record_error(key, remembered)
+            if isinstance(exc, errors.CircuitOpen):
+                # This container's own pause, not news about the exchange: other containers
+                # judge for themselves, and only the lease must not hold them up.
+                await self._release(key)
+            else:
+                await self._record_error(key, remembered)
             if exc.retryable and known is not None and known.may_serve_on_error(now):
                 count("StaleServed")
                 return known.served("stale", now, exc.code)
@@ -175,7 +184,11 @@ class CacheEngine:
         now = self._clock()
         entry = Entry.create(key, payload, policy, now)
         self.memory.put(entry)
-        await self.put(entry)
+        refused = await self._put(entry)
+        if refused is not None and not refused.store_wide:
+            # The table works but would not take this entry (too large): the lease the put
+            # would have dropped must not keep other containers waiting for it.
+            await self._release(key)
         return entry.served("upstream", now)
 
     async def refresh(
@@ -194,9 +207,10 @@ class CacheEngine:
         if entry is not None and entry.fresh_until > horizon:
             self.memory.put(entry)
             return None
-        if self._store is not None:
+        store = self.store
+        if store is not None:
             try:
-                taken, _ = await self._store.acquire_lease(
+                taken, _ = await store.acquire_lease(
                     key, self._owner, now + self._lease_ms, now, fresh_before=horizon
                 )
             except CacheUnavailable as exc:
@@ -222,9 +236,10 @@ class CacheEngine:
                 found[key] = entry.served("l1", now)
             else:
                 missing.append(key)
-        if missing and self._store is not None:
+        store = self.store
+        if missing and store is not None:
             try:
-                stored = await self._store.get_many(missing)
+                stored = await store.get_many(missing)
             except CacheUnavailable as exc:
                 self._store_failed(exc)
                 stored = {}
@@ -236,20 +251,16 @@ class CacheEngine:
 
     async def put(self, entry: Entry) -> None:
         """Write ``entry`` to the shared store; a failure is logged, never raised."""
-        if self._store is None:
-            return
-        try:
-            await self._store.put(entry)
-        except CacheUnavailable as exc:
-            self._store_failed(exc)
+        await self._put(entry)
 
     async def put_many(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
             self.memory.put(entry)
-        if self._store is None or not entries:
+        store = self.store
+        if store is None or not entries:
             return
         try:
-            await self._store.put_many(entries)
+            await store.put_many(entries)
         except CacheUnavailable as exc:
             self._store_failed(exc)
 
@@ -268,27 +279,52 @@ class CacheEngine:
             task.exception()
 
     async def _read(self, key: str, *, consistent: bool = False) -> StoredItem | None:
-        if self._store is None:
+        store = self.store
+        if store is None:
             return None
         try:
-            return await self._store.get(key, consistent=consistent)
+            return await store.get(key, consistent=consistent)
         except CacheUnavailable as exc:
             self._store_failed(exc)
             return None
 
     async def _acquire(self, key: str, now: int) -> tuple[bool, StoredItem | None]:
-        assert self._store is not None
+        store = self.store
+        if store is None:
+            return True, None  # resting: nobody to coordinate with, go upstream
         try:
-            return await self._store.acquire_lease(key, self._owner, now + self._lease_ms, now)
+            return await store.acquire_lease(key, self._owner, now + self._lease_ms, now)
         except CacheUnavailable as exc:
             self._store_failed(exc)
             return True, None
 
-    async def _record_error(self, key: str, error: CachedError) -> None:
-        if self._store is None:
+    async def _put(self, entry: Entry) -> CacheUnavailable | None:
+        """Write ``entry``; the store's refusal, logged and counted, is returned."""
+        store = self.store
+        if store is None:
+            return None
+        try:
+            await store.put(entry)
+        except CacheUnavailable as exc:
+            self._store_failed(exc)
+            return exc
+        return None
+
+    async def _release(self, key: str) -> None:
+        store = self.store
+        if store is None:
             return
         try:
-            await self._store.record_error(key, self._owner, error)
+            await store.release_lease(key, self._owner)
+        except CacheUnavailable as exc:
+            self._store_failed(exc)
+
+    async def _record_error(self, key: str, error: CachedError) -> None:
+        store = self.store
+        if store is None:
+            return
+        try:
+            await store.record_error(key, self._owner, error)
         except CacheUnavailable as exc:
             self._store_failed(exc)
 
@@ -309,11 +345,25 @@ class CacheEngine:
         count("CachedErrorServed")
         raise exc
 
-    @staticmethod
-    def _store_failed(exc: CacheUnavailable) -> None:
+    @property
+    def store(self) -> CacheStore | None:
+        """The shared store, or None while it rests after failing as a whole: for callers
+        that use the table beside the engine (the demand tally)."""
+        if self._shared is None or self._clock() < self._store_resting_until:
+            return None
+        return self._shared
+
+    def store_failed(self, exc: CacheUnavailable) -> None:
+        """Log and count a failure of the shared store; one of the whole table rests it."""
+        self._store_failed(exc)
+
+    def _store_failed(self, exc: CacheUnavailable) -> None:
+        rest_s = self._store_backoff_ms / 1000 if exc.store_wide else 0.0
+        if rest_s:
+            self._store_resting_until = self._clock() + self._store_backoff_ms
         logger.warning(
             "cache store failed; carrying on without it",
-            extra={"operation": exc.operation, "reason": exc.reason},
+            extra={"operation": exc.operation, "reason": exc.reason, "rest_s": rest_s},
         )
         count("CacheStoreErrors")
 

@@ -9,12 +9,18 @@ from market_proxy.cache.entry import CachedError, Entry, StoredItem
 
 
 class CacheUnavailable(Exception):
-    """The shared store failed. The cache is an optimisation: callers carry on without it."""
+    """The shared store failed. The cache is an optimisation: callers carry on without it.
 
-    def __init__(self, operation: str, reason: str) -> None:
+    ``store_wide`` says whether the store as a whole is failing (unreachable, throttled,
+    access denied), so that callers stop asking it for a while, or only this request was
+    refused (an item over the size limit) and the next one may well succeed.
+    """
+
+    def __init__(self, operation: str, reason: str, *, store_wide: bool = True) -> None:
         super().__init__(f"{operation}: {reason}")
         self.operation = operation
         self.reason = reason
+        self.store_wide = store_wide
 
 
 class CacheStore(Protocol):
@@ -46,6 +52,10 @@ class CacheStore(Protocol):
 
     async def record_error(self, key: str, owner: str, error: CachedError) -> None:
         """Remember a failed refresh and release ``owner``'s lease."""
+        ...
+
+    async def release_lease(self, key: str, owner: str) -> None:
+        """Release ``owner``'s lease on ``key``, if it still holds it."""
         ...
 
     async def add_counts(self, key: str, counts: dict[str, int], expires_at_s: int) -> None:
