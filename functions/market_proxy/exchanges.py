@@ -3,7 +3,13 @@
 Clients are created on first use and kept for the life of the container, so their HTTP
 sessions, rate limiters and markets are reused across invocations. Markets come from the
 shared cache's snapshot when it is young enough, else from the exchange, once. Every ccxt
-exception leaves this module already translated (see :func:`errors.from_ccxt`).
+exception leaves this module already translated (see :func:`errors.from_ccxt`), and every
+upstream call passes one circuit breaker per exchange (see :mod:`market_proxy.circuit`).
+
+Credentials in ``EXCHANGE_OPTIONS`` reach ccxt and nothing else: client-facing details are
+written by :func:`errors.from_ccxt`, logs get ccxt's messages with configured secrets masked,
+ccxt's own request logging (which prints request headers) is kept below DEBUG, and its
+``verbose`` mode (which prints them to stdout) is refused.
 """
 
 from __future__ import annotations
@@ -11,14 +17,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from market_proxy import errors
 from market_proxy.cache.engine import CacheEngine, now_ms
 from market_proxy.cache.entry import Cached
-from market_proxy.observability import count, latency, logger, timed, traced
+from market_proxy.circuit import CircuitBreaker
+from market_proxy.observability import Stopwatch, count, latency, logger, traced
 from market_proxy.settings import Settings
 from market_proxy.symbols import SymbolIndex
 
@@ -27,6 +36,20 @@ T = TypeVar("T")
 # ccxt market fields never read when fetching tickers or candles; dropping them keeps the
 # markets snapshot small (Binance's raw `info` alone is most of its megabytes).
 _SNAPSHOT_DROP = ("info",)
+
+# ccxt config keys whose values are secrets (ccxt's `requiredCredentials`), and keys whose
+# values may embed them (a proxy URL's user:password, a private gateway's token).
+_CREDENTIAL_KEYS = frozenset(
+    {"apikey", "secret", "password", "uid", "login", "privatekey", "walletaddress", "token"}
+    | {"twofa", "accountid"}
+)
+_PROXY_KEYS = frozenset(
+    {"proxy", "proxyurl", "httpproxy", "httpsproxy", "socksproxy", "wsproxy", "wssproxy"}
+    | {"aiohttp_proxy", "proxy_url", "http_proxy", "https_proxy", "socks_proxy"}
+)
+_SHORTEST_SECRET = 4  # shorter values would mask half of every message and hide nothing
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_MASK = "***"
 
 
 @dataclass
@@ -84,6 +107,15 @@ class ExchangeGateway:
         self._venues: dict[str, Venue] = {}
         self._opening: dict[str, asyncio.Task[Venue]] = {}
         self._clients: dict[str, Any] = {}
+        self.circuits = CircuitBreaker(
+            threshold=settings.circuit_failure_threshold,
+            window_s=settings.circuit_window_seconds,
+            cooldown_s=settings.circuit_cooldown_seconds,
+            clock=clock,
+        )
+        self._secrets = tuple(
+            sorted(set(secret_values(settings.exchange_options)), key=len, reverse=True)
+        )
 
     @property
     def allowed(self) -> tuple[str, ...]:
@@ -110,7 +142,15 @@ class ExchangeGateway:
                 {"enableRateLimit": True, "timeout": self._settings.upstream_timeout_ms},
                 self._settings.exchange_options.get(exchange_id, {}),
             )
+            if config.pop("verbose", False):
+                logger.warning(
+                    "EXCHANGE_OPTIONS asks for ccxt's verbose mode, which prints request "
+                    "headers (credentials included) to stdout; ignored",
+                    extra={"exchange": exchange_id},
+                )
+            _quiet_ccxt_logging()
             client = cls(config)
+            _strict_json(client)
             self._clients[exchange_id] = client
         return client
 
@@ -185,27 +225,56 @@ class ExchangeGateway:
         return venue
 
     async def call(self, exchange_id: str, what: str, request: Callable[[], Awaitable[T]]) -> T:
-        """Run one upstream request, timed, counted and with its errors translated."""
+        """Run one upstream request, timed, counted and with its errors translated.
+
+        Costs at most one upstream request (aiohttp itself repeats an idempotent GET once when
+        the connection drops before an answer). Raises :class:`errors.CircuitOpen` without
+        calling while the exchange's circuit is open, and otherwise the translation of what
+        went wrong (:class:`errors.ProxyError`); the outcome feeds the circuit.
+        """
         client = self.client(exchange_id)
+        attempt = self.circuits.admit(exchange_id)
         count("UpstreamCalls", exchange=exchange_id)
-        with timed() as elapsed:
-            try:
-                async with traced(f"## upstream {what}", exchange=exchange_id, call=what):
-                    return await request()
-            except errors.ProxyError:
-                raise
-            except Exception as exc:
-                error = errors.from_ccxt(
-                    exc, exchange_id, retry_after=_retry_after(client.last_response_headers)
-                )
-                count("UpstreamErrors", exchange=exchange_id)
-                logger.warning(
-                    "upstream call failed",
-                    extra={"exchange": exchange_id, "what": what, "code": error.code},
-                )
-                raise error from exc
-            finally:
-                latency("UpstreamLatency", elapsed[0], exchange=exchange_id)
+        elapsed = Stopwatch()
+        try:
+            async with traced(f"## upstream {what}", exchange=exchange_id, call=what):
+                result = await request()
+        except errors.ProxyError as failure:
+            attempt.failed(failure)
+            raise
+        except Exception as exc:
+            # Only an error raised on reading an answer's status comes with that answer's
+            # headers; after a timeout, a dropped connection or a body that would not
+            # parse, the client's last headers belong to some earlier request.
+            answered = exc.__cause__ is None and exc.__context__ is None
+            asked = _retry_after(client.last_response_headers) if answered else None
+            error = errors.from_ccxt(exc, exchange_id, retry_after=asked)
+            paused = attempt.failed(error, retry_after=asked)
+            if paused is not None:
+                error.retry_after = paused  # no call will be made before then
+            count("UpstreamErrors", exchange=exchange_id)
+            logger.warning(
+                "upstream call failed",
+                extra={
+                    "exchange": exchange_id,
+                    "what": what,
+                    "code": error.code,
+                    "error": f"{type(exc).__name__}: {self.masked(str(exc))}"[:500],
+                },
+            )
+            raise error from exc
+        else:
+            attempt.succeeded()
+            return result
+        finally:
+            attempt.release()
+            latency("UpstreamLatency", elapsed.ms, exchange=exchange_id)
+
+    def masked(self, text: str) -> str:
+        """``text`` with every configured credential and any URL's user:password masked."""
+        for secret in self._secrets:
+            text = text.replace(secret, _MASK)
+        return _URL_USERINFO.sub(_MASK + "@", text)
 
     async def close(self) -> None:
         """Close every client's HTTP session (a process shutting down)."""
@@ -213,6 +282,78 @@ class ExchangeGateway:
         self._venues.clear()
         for client in clients:
             await client.close()
+
+    async def suspend(self) -> None:
+        """Close the clients' HTTP sessions but keep the clients and their markets.
+
+        Before a SnapStart snapshot: a connection in the snapshot would be dead (or shared by
+        every container restored from it) when it is used again.
+        """
+        for client in self._clients.values():
+            await client.close()
+
+    def resume(self) -> None:
+        """Give every client a new HTTP session (after a SnapStart restore; on the loop)."""
+        for client in self._clients.values():
+            client.open()  # ccxt's requests refuse a client closed by its owner until reopened
+
+
+def secret_values(options: Mapping[str, Any]) -> Iterator[str]:
+    """Every credential found in ccxt options (``EXCHANGE_OPTIONS``), at any depth:
+    values of credential and proxy keys, and every header value."""
+    for key, value in options.items():
+        name = str(key).lower()
+        if isinstance(value, Mapping):
+            if name == "headers":
+                yield from (str(v) for v in value.values() if len(str(v)) >= _SHORTEST_SECRET)
+            yield from secret_values(value)
+        elif (name in _CREDENTIAL_KEYS or name in _PROXY_KEYS) and value:
+            text = str(value)
+            if len(text) >= _SHORTEST_SECRET:
+                yield text
+
+
+def _quiet_ccxt_logging() -> None:
+    """ccxt logs every request's headers (an API key among them) at DEBUG: whatever level
+    the process logs at (a Lambda function's log level can be set to DEBUG), not those."""
+    ccxt_logger = logging.getLogger("ccxt")
+    if ccxt_logger.level < logging.INFO:  # NOTSET too: it would follow the root logger down
+        ccxt_logger.setLevel(logging.INFO)
+
+
+def _strict_json(client: Any) -> None:
+    """Make an answer whose body looks like JSON but does not parse an error (``BadResponse``).
+
+    ccxt reads such a body as no body at all, and its parsers then build a ticker of nulls
+    or an empty page of candles, which the cache would keep as a known gap in history. Only
+    the body of an HTTP answer is judged so: ccxt calls ``on_rest_response`` just before
+    parsing it (synchronously, so no other request comes between), while exchange code
+    that parses JSON embedded in fields keeps ccxt's lenient reading.
+    """
+    from ccxt.base.errors import BadResponse
+
+    decode, lenient, received = client.on_json_response, client.parse_json, client.on_rest_response
+    answer_body = False
+
+    def on_rest_response(*args: Any) -> Any:
+        nonlocal answer_body
+        answer_body = True
+        return received(*args)
+
+    def parse_json(text: Any) -> Any:
+        nonlocal answer_body
+        if not answer_body:
+            return lenient(text)
+        answer_body = False
+        if isinstance(text, str) and text[:1] in ("{", "["):
+            try:
+                return decode(text)
+            except ValueError:
+                raise BadResponse(f"{client.id} sent malformed JSON") from None
+        return None
+
+    client.on_rest_response = on_rest_response
+    client.parse_json = parse_json
 
 
 def _markets_key(exchange_id: str) -> str:

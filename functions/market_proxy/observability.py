@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -69,15 +69,15 @@ def _flush(metric_set: Metrics | EphemeralMetrics) -> None:
             metric_set.clear_metrics()
 
 
-@contextmanager
-def timed() -> Iterator[list[float]]:
-    """Measure a block; the elapsed milliseconds land in the yielded one-item list."""
-    box = [0.0]
-    started = time.perf_counter()
-    try:
-        yield box
-    finally:
-        box[0] = (time.perf_counter() - started) * 1000
+class Stopwatch:
+    """Started when made; ``ms`` is the time since, read whenever it is needed."""
+
+    def __init__(self) -> None:
+        self._started = time.perf_counter()
+
+    @property
+    def ms(self) -> float:
+        return (time.perf_counter() - self._started) * 1000
 
 
 @asynccontextmanager

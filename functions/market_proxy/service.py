@@ -19,6 +19,7 @@ from market_proxy.cache.store import CacheStore, CacheUnavailable
 from market_proxy.candles import CandleStore, plan
 from market_proxy.demand import DemandLog
 from market_proxy.exchanges import ExchangeGateway, Venue, exchange_class, ohlcv_page_limit
+from market_proxy.observability import logger
 from market_proxy.settings import Settings, SettingsError
 
 _TICKER_FIELDS = {
@@ -77,6 +78,7 @@ class MarketData:
             lease_wait_s=settings.lease_wait_seconds,
             negative_ttl_s=settings.negative_ttl_seconds,
             refresh_in_background=settings.refresh_in_background,
+            store_backoff_s=settings.cache_store_backoff_seconds,
             clock=clock,
         )
         self.gateway = ExchangeGateway(settings, self.cache, clock)
@@ -84,7 +86,7 @@ class MarketData:
         if unknown:
             raise SettingsError(f"EXCHANGES names exchanges ccxt does not know: {unknown}")
         self.candle_store = CandleStore(settings, self.cache, self.gateway, clock)
-        self.demand = DemandLog(store, clock, flush_every_s=settings.demand_flush_seconds)
+        self.demand = DemandLog(self.cache, clock, flush_every_s=settings.demand_flush_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], int] = now_ms) -> MarketData:
@@ -179,8 +181,14 @@ class MarketData:
         return described
 
     async def health(self, *, deep: bool) -> dict[str, Any]:
-        """Liveness; with ``deep``, whether the cache table answers (never raises)."""
-        report: dict[str, Any] = {"status": "ok", "exchanges": list(self.settings.exchanges)}
+        """Liveness and, per exchange, whether this container is calling it (its circuit);
+        with ``deep``, whether the cache table answers. Never raises, never calls upstream."""
+        circuits = {ex: self.gateway.circuits.state(ex) for ex in self.settings.exchanges}
+        report: dict[str, Any] = {
+            "status": "ok" if set(circuits.values()) == {"closed"} else "degraded",
+            "exchanges": list(self.settings.exchanges),
+            "circuits": circuits,
+        }
         if deep:
             if self.store is None:
                 report["cache"] = {"status": "disabled"}
@@ -196,6 +204,30 @@ class MarketData:
     async def close(self) -> None:
         await self.cache.close()
         await self.gateway.close()
+
+    async def prepare_snapshot(self) -> None:
+        """Before a SnapStart snapshot: load every allow-listed exchange's markets (from the
+        table's snapshot when it is young enough), so that restored containers start with
+        them, then close the exchange clients' HTTP sessions. Never raises: an exchange that
+        cannot be loaded now loads on first use instead.
+        """
+        for exchange_id in self.settings.exchanges:
+            try:
+                await self.gateway.venue(exchange_id)
+            except errors.ProxyError as exc:
+                logger.warning(
+                    "markets not loaded before the snapshot",
+                    extra={"exchange": exchange_id, "code": exc.code},
+                )
+        await self.gateway.suspend()
+
+    async def restored(self) -> None:
+        """After a SnapStart restore: what a container must not share with the others
+        restored from the same snapshot is made anew (lease identity, HTTP sessions), and
+        what the snapshot remembers of the exchanges' health is forgotten (circuits)."""
+        self.cache.renew_identity()
+        self.gateway.circuits.reset()
+        self.gateway.resume()
 
     async def _noted(self, key: str) -> None:
         self.demand.note(key)

@@ -95,6 +95,7 @@ def test_health_and_exchanges_answer(
     assert body(health) == {
         "status": "ok",
         "exchanges": ["binance", "kraken"],
+        "circuits": {"binance": "closed", "kraken": "closed"},
         "cache": {"status": "ok", "table": settings.table_name},
     }
     exchanges = body(invoke(module, "/exchanges"))["exchanges"]
