@@ -103,7 +103,7 @@ typecheck: $(BIN)/python
 # bandit on the code; checkov on the SAM template and on what the SAM transform makes of it
 # (its Stage carries the Api's two skips, justified next to them in template.yaml).
 security: $(BIN)/python .tools/checkov/.installed
-	$(BIN)/bandit --quiet --recursive functions infra
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive functions infra
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	PYTHONPATH=functions:. $(BIN)/python -m infra.checks.template
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation \

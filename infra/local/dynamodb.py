@@ -42,7 +42,7 @@ def find_jar() -> Path:
 
 def _answers(endpoint: str) -> bool:
     try:
-        urllib.request.urlopen(endpoint, timeout=0.5)  # noqa: S310 - loopback only
+        urllib.request.urlopen(endpoint, timeout=0.5)  # noqa: S310 - loopback only  # nosec B310
     except urllib.error.HTTPError:
         return True  # it answered, with the 400 it gives to a bare GET
     except OSError:
@@ -75,7 +75,7 @@ class DynamoDBLocal:
             "-port",
             str(self.port),
         ]
-        self._process = subprocess.Popen(  # noqa: S603 - a fixed command line
+        self._process = subprocess.Popen(  # noqa: S603 - a fixed command line  # nosec B603
             command, cwd=jar.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + self._timeout
@@ -153,5 +153,5 @@ def local_client(endpoint: str, region: str = "us-east-1") -> object:
         endpoint_url=endpoint,
         region_name=region,
         aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106
+        aws_secret_access_key="local",  # noqa: S106 - a local engine's dummy key  # nosec B106
     )

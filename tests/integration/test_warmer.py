@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +17,7 @@ from market_proxy.settings import Settings
 from market_proxy.warming import parse_targets, warm
 from tests.support.apigw import LambdaContext, rest_event
 from tests.support.events import scheduled_event
+from tests.support.interpreter import last_json, run_fresh
 from tests.support.lambda_module import cold_starts
 from tests.support.stack import environment_for
 
@@ -107,17 +106,7 @@ def test_a_fresh_interpreter_starts_from_the_snapshot_without_downloading_market
         "print(json.dumps({'status': r['statusCode'], 'body': json.loads(r['body'])}))\n"
     )
     env = {**os.environ, **environment_for(settings), "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}"}
-    done = subprocess.run(
-        [sys.executable, "-c", program],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = last_json(run_fresh(program, env=env, cwd=ROOT))
     assert answer["status"] == 200
     assert answer["body"]["symbol"] == "BTC/USDT"
     assert sim.calls("binance", "markets") == 0

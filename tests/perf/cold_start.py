@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from market_proxy.settings import Settings
 from tests.perf.report import Report
 from tests.perf.stack import Stack
 from tests.support.apigw import rest_event
+from tests.support.interpreter import last_json, run_fresh
 from tests.support.stack import environment_for
 
 TITLE = "Cold start of the built API artifact"
@@ -64,7 +64,9 @@ print(json.dumps({"answered": answered, "status": response["statusCode"],
                   "source": response["headers"].get("x-cache"), "modules": list(sys.modules)}))
 """
 BARE = """
-import importlib, json, sys, time
+import gc, importlib, json, sys, time
+if sys.argv[2] == "collector-off":
+    gc.disable()
 for name in json.loads(sys.argv[1]):
     try:
         importlib.import_module(name)
@@ -95,12 +97,18 @@ def run(stack: Stack) -> Report:
             environment = _lambda_environment(settings, compiled)
             event = json.dumps(rest_event(PATH))
             libraries = _third_party(_spawn(compiled, COLD, event, environment, table)["modules"])
-            timings: dict[str, list[float]] = {"bare": [], "cold": [], "no_bytecode": []}
+            timings: dict[str, list[float]] = {
+                "bare": [],
+                "bare_collector_off": [],
+                "cold": [],
+                "no_bytecode": [],
+            }
             sources: set[str] = set()
+            modules = json.dumps(libraries)
             for _ in range(ROUNDS):
-                timings["bare"].append(
-                    _spawn(compiled, BARE, json.dumps(libraries), environment)["seconds"]
-                )
+                for name, collector in (("bare", "on"), ("bare_collector_off", "collector-off")):
+                    answer = _spawn(compiled, BARE, modules, environment, argument2=collector)
+                    timings[name].append(answer["seconds"])
                 for name, directory in (("cold", compiled), ("no_bytecode", sources_only)):
                     answer = _spawn(directory, COLD, event, environment, table)
                     if answer["status"] != 200:
@@ -109,9 +117,13 @@ def run(stack: Stack) -> Report:
                     timings[name].append(answer["seconds"])
             markets_calls = stack.sim.calls(endpoint="markets")
 
-    bare, cold, no_bytecode = (statistics.median(timings[k]) for k in timings)
+    bare, bare_off, cold, no_bytecode = (statistics.median(timings[k]) for k in timings)
     report.figure(f"{len(libraries)} third-party modules loaded; medians of {ROUNDS} runs each")
     report.figure(f"(a) bare import of the same libraries   {bare * 1000:8.0f} ms")
+    report.figure(
+        f"    the same with the cycle collector off {bare_off * 1000:6.0f} ms  (as the entry "
+        "imports them: what init and the first answer add is the cold start less this)"
+    )
     report.figure(
         f"    cold start to first ticker          {cold * 1000:8.0f} ms  (x-cache {sources})"
     )
@@ -152,33 +164,29 @@ def _lambda_environment(settings: Settings, task_root: Path) -> dict[str, str]:
 
 
 def _spawn(
-    directory: Path, script: str, argument: str, environment: dict[str, str], table: str = ""
+    directory: Path,
+    script: str,
+    argument: str,
+    environment: dict[str, str],
+    table: str = "",
+    *,
+    argument2: str = "",
 ) -> dict[str, Any]:
     """Run ``script`` in a fresh interpreter in ``directory``; its answer, with ``seconds``
     from the spawn to the moment it reported."""
     if table:  # every cold start fetches its first ticker, as the first after an expiry does
         _forget(environment["DYNAMODB_ENDPOINT_URL"], table, TICKER_KEY)
     started = time.time()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            "-S",
-            "-B",
-            "-c",
-            f"import sys; sys.path.insert(0, '.')\n{script}",
-            argument,
-        ],
-        cwd=directory,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    answer: dict[str, Any] = last_json(
+        run_fresh(
+            script,
+            *(a for a in (argument, argument2) if a),
+            env=environment,
+            cwd=directory,
+            confined=True,
+            timeout=300,
+        )
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"the fresh interpreter failed: {result.stderr[-2000:]}")
-    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     answer["seconds"] = answer["answered"] - started
     return answer
 
