@@ -91,7 +91,9 @@ class MarketData:
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], int] = now_ms) -> MarketData:
         """The service wired to DynamoDB as configured (the cold-start path)."""
-        store = DynamoDBStore(make_client(settings), settings.table_name)
+        store = DynamoDBStore(
+            make_client(settings), settings.table_name, on_loop=settings.dynamodb_calls_on_loop
+        )
         return cls(settings, store, clock)
 
     async def ticker(self, exchange: str, symbol: str) -> Answer:

@@ -44,6 +44,8 @@ class Settings(BaseModel):
     dynamodb_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     dynamodb_timeout_s: float = Field(default=1.0, gt=0)
+    # Call DynamoDB on the event loop's thread: only where one request is served at a time.
+    dynamodb_calls_on_loop: bool = False
 
     # Which exchanges, and how ccxt talks to them.
     exchanges: tuple[str, ...] = ("binance", "kraken")

@@ -69,7 +69,8 @@ def cold_start(module_name: str, settings: Settings) -> Iterator[ModuleType]:
     own = asyncio.new_event_loop()
     asyncio.set_event_loop(own)
     try:
-        with pytest.MonkeyPatch.context() as patch, cold_starts(patch) as start:
+        # What init built stays frozen out of the cycle collector's sight, as in a container.
+        with pytest.MonkeyPatch.context() as patch, cold_starts(patch, keep_frozen=True) as start:
             yield start(module_name, settings)
     finally:
         for loop in {own, asyncio.get_event_loop()}:

@@ -17,8 +17,14 @@ from tests.support.stack import environment_for
 
 
 @contextmanager
-def cold_starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
-    """Yields ``start(module_name, settings, **extra_env)``; closes what was started."""
+def cold_starts(
+    monkeypatch: pytest.MonkeyPatch, *, keep_frozen: bool = False
+) -> Iterator[Callable[..., ModuleType]]:
+    """Yields ``start(module_name, settings, **extra_env)``; closes what was started.
+
+    ``keep_frozen``: leave what the module froze out of the cycle collector's sight frozen,
+    as in a container (benchmarks); tests unfreeze it, their process lives on.
+    """
     loaded: list[ModuleType] = []
 
     def start(name: str, settings: Settings, **extra: str) -> ModuleType:
@@ -27,14 +33,14 @@ def cold_starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Modul
         sys.modules.pop(name, None)
         module = importlib.import_module(name)
         loaded.append(module)
-        # The module froze everything alive out of the cycle collector's sight, as a
-        # container should; a test process lives on, and its garbage must stay collectable.
-        gc.unfreeze()
+        if not keep_frozen:
+            gc.unfreeze()
         return module
 
     try:
         yield start
     finally:
+        gc.unfreeze()
         for module in loaded:
             loop = getattr(module, "loop", None) or asyncio.get_event_loop()
             loop.run_until_complete(module.service.close())

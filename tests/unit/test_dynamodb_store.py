@@ -10,6 +10,7 @@ import pytest
 from market_proxy.cache.dynamodb import PART_SIZE, DynamoDBStore
 from market_proxy.cache.engine import now_ms
 from market_proxy.cache.entry import Entry, encode_json
+from market_proxy.cache.store import CacheUnavailable
 from market_proxy.settings import DataPolicy
 
 pytestmark = pytest.mark.anyio
@@ -114,3 +115,15 @@ async def test_a_lease_is_refused_while_held_and_while_the_entry_is_fresh(
 
 def test_encoding_is_compact_json() -> None:
     assert encode_json({"a": [1, 2.5]}) == b'{"a":[1,2.5]}'
+
+
+async def test_calling_on_the_loops_thread_stores_reads_and_refuses_alike(dynamodb: Any) -> None:
+    store = DynamoDBStore(dynamodb, "cache-test", on_loop=True)
+    entry = Entry.create("ticker#x#A/B", {"last": 2.5}, POLICY, now_ms())
+    await store.put(entry)
+    assert (await store.get(entry.key)).entry == entry  # type: ignore[union-attr]
+
+    missing = DynamoDBStore(dynamodb, "no-such-table", on_loop=True)
+    with pytest.raises(CacheUnavailable) as refused:
+        await missing.get(entry.key)
+    assert refused.value.reason == "ResourceNotFoundException"

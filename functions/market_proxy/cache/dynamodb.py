@@ -6,7 +6,8 @@ after its ETag, so a reader can never mix the parts of two versions. ``expires_a
 seconds) is the table's TTL attribute: DynamoDB's garbage collection, never a freshness test.
 
 boto3 is synchronous; calls run on worker threads so a stream server's event loop keeps
-serving other clients meanwhile.
+serving other clients meanwhile (a container serving one request at a time may call on the
+loop's thread instead: ``DYNAMODB_CALLS_ON_LOOP``).
 """
 
 from __future__ import annotations
@@ -79,9 +80,17 @@ def make_client(settings: Settings) -> DynamoDBClient:
 
 
 class DynamoDBStore:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    """The cache port on a DynamoDB table.
+
+    ``on_loop``: call boto3 on the event loop's own thread instead of a worker thread. Only
+    for a process that serves one request at a time (a Lambda container under Mangum),
+    where nothing else could run meanwhile and the hop to a thread is pure cost.
+    """
+
+    def __init__(self, client: DynamoDBClient, table_name: str, *, on_loop: bool = False) -> None:
         self._client = client
         self._table = table_name
+        self._on_loop = on_loop
 
     # -- reads -------------------------------------------------------------------------
 
@@ -266,10 +275,14 @@ class DynamoDBStore:
     # -- plumbing ----------------------------------------------------------------------
 
     async def _call(self, operation: str, **request: Any) -> dict[str, Any]:
-        """Run one client method on a worker thread, with errors in the port's terms."""
+        """Run one client method (on a worker thread unless ``on_loop``), with errors in the
+        port's terms."""
         method = getattr(self._client, operation)
         try:
-            response: dict[str, Any] = await asyncio.to_thread(method, **request)
+            if self._on_loop:
+                response: dict[str, Any] = method(**request)
+            else:
+                response = await asyncio.to_thread(method, **request)
             return response
         except ClientError as exc:
             error = exc.response.get("Error", {})
