@@ -6,12 +6,9 @@ snapshot); each invocation only runs the app.
 
 from __future__ import annotations
 
-import gc
+from market_proxy import coldstart
 
-# Python's cycle collector would run full passes over an ever larger heap while the
-# libraries load (a fifth of the import time); it is switched back on, with everything built
-# so far frozen out of its sight, at the end of init.
-gc.disable()
+coldstart.begin()  # before the heavy imports (see market_proxy.coldstart)
 
 # isort: split
 import asyncio
@@ -39,8 +36,7 @@ app = create_app(service)
 # Mangum base64-encodes any type it does not know as text, and API Gateway (with no binary
 # media types) would pass that base64 on to clients: problem+json must be listed.
 _asgi = Mangum(app, lifespan="off", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, PROBLEM_JSON])
-gc.freeze()  # what init built lives as long as the container: never worth scanning again
-gc.enable()
+coldstart.end()
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -8,12 +8,9 @@ header (see :class:`market_proxy.api.app.CorrelationMiddleware`).
 
 from __future__ import annotations
 
-import gc
+from market_proxy import coldstart
 
-# Python's cycle collector would run full passes over an ever larger heap while the
-# libraries load (a fifth of the import time); it is switched back on, with everything built
-# so far frozen out of its sight, at the end of init.
-gc.disable()
+coldstart.begin()  # before the heavy imports (see market_proxy.coldstart)
 
 # isort: split
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,5 +40,4 @@ service = MarketData.from_settings(Settings.from_env())
 app = create_app(service)
 app.add_middleware(FlushMetricsMiddleware)
 count("ColdStart")
-gc.freeze()  # what init built lives as long as the container: never worth scanning again
-gc.enable()
+coldstart.end()

@@ -6,12 +6,9 @@ from ``WARM_TARGETS`` and from the demand the API has noted.
 
 from __future__ import annotations
 
-import gc
+from market_proxy import coldstart
 
-# Python's cycle collector would run full passes over an ever larger heap while the
-# libraries load (a fifth of the import time); it is switched back on, with everything built
-# so far frozen out of its sight, at the end of init.
-gc.disable()
+coldstart.begin()  # before the heavy imports (see market_proxy.coldstart)
 
 # isort: split
 import asyncio
@@ -32,8 +29,7 @@ service = MarketData.from_settings(settings)
 loop = asyncio.new_event_loop()
 # Leave this much of the invocation's time unused, so the run always ends on its own.
 SAFETY_MARGIN_S = 5.0
-gc.freeze()  # what init built lives as long as the container: never worth scanning again
-gc.enable()
+coldstart.end()
 
 
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -214,7 +214,7 @@ class CacheEngine:
                     key, self._owner, now + self._lease_ms, now, fresh_before=horizon
                 )
             except CacheUnavailable as exc:
-                self._store_failed(exc)
+                self.store_failed(exc)
                 taken = True
             if not taken:
                 return None
@@ -241,7 +241,7 @@ class CacheEngine:
             try:
                 stored = await store.get_many(missing)
             except CacheUnavailable as exc:
-                self._store_failed(exc)
+                self.store_failed(exc)
                 stored = {}
             for key, item in stored.items():
                 if item.entry is not None:
@@ -262,7 +262,7 @@ class CacheEngine:
         try:
             await store.put_many(entries)
         except CacheUnavailable as exc:
-            self._store_failed(exc)
+            self.store_failed(exc)
 
     async def close(self) -> None:
         """Let refreshes still running finish; used when a process shuts down."""
@@ -285,7 +285,7 @@ class CacheEngine:
         try:
             return await store.get(key, consistent=consistent)
         except CacheUnavailable as exc:
-            self._store_failed(exc)
+            self.store_failed(exc)
             return None
 
     async def _acquire(self, key: str, now: int) -> tuple[bool, StoredItem | None]:
@@ -295,7 +295,7 @@ class CacheEngine:
         try:
             return await store.acquire_lease(key, self._owner, now + self._lease_ms, now)
         except CacheUnavailable as exc:
-            self._store_failed(exc)
+            self.store_failed(exc)
             return True, None
 
     async def _put(self, entry: Entry) -> CacheUnavailable | None:
@@ -306,7 +306,7 @@ class CacheEngine:
         try:
             await store.put(entry)
         except CacheUnavailable as exc:
-            self._store_failed(exc)
+            self.store_failed(exc)
             return exc
         return None
 
@@ -317,7 +317,7 @@ class CacheEngine:
         try:
             await store.release_lease(key, self._owner)
         except CacheUnavailable as exc:
-            self._store_failed(exc)
+            self.store_failed(exc)
 
     async def _record_error(self, key: str, error: CachedError) -> None:
         store = self.store
@@ -326,7 +326,7 @@ class CacheEngine:
         try:
             await store.record_error(key, self._owner, error)
         except CacheUnavailable as exc:
-            self._store_failed(exc)
+            self.store_failed(exc)
 
     def _remember(self, exc: errors.ProxyError, now: int) -> CachedError:
         if isinstance(exc, errors.UnknownMarket):
@@ -355,9 +355,6 @@ class CacheEngine:
 
     def store_failed(self, exc: CacheUnavailable) -> None:
         """Log and count a failure of the shared store; one of the whole table rests it."""
-        self._store_failed(exc)
-
-    def _store_failed(self, exc: CacheUnavailable) -> None:
         rest_s = self._store_backoff_ms / 1000 if exc.store_wide else 0.0
         if rest_s:
             self._store_resting_until = self._clock() + self._store_backoff_ms
