@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from market_proxy import errors
-from market_proxy.cache.dynamodb import DynamoDBStore, make_client
+from market_proxy.cache.dynamodb import make_store
 from market_proxy.cache.engine import CacheEngine, now_ms
 from market_proxy.cache.entry import Cached
 from market_proxy.cache.memory import MemoryTier
@@ -91,10 +91,7 @@ class MarketData:
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], int] = now_ms) -> MarketData:
         """The service wired to DynamoDB as configured (the cold-start path)."""
-        store = DynamoDBStore(
-            make_client(settings), settings.table_name, on_loop=settings.dynamodb_calls_on_loop
-        )
-        return cls(settings, store, clock)
+        return cls(settings, make_store(settings), clock)
 
     async def ticker(self, exchange: str, symbol: str) -> Answer:
         """The ticker of one market, at most ``TICKER_TTL_SECONDS`` old unless marked stale.
@@ -210,7 +207,8 @@ class MarketData:
     async def prepare_snapshot(self) -> None:
         """Before a SnapStart snapshot: load every allow-listed exchange's markets (from the
         table's snapshot when it is young enough), so that restored containers start with
-        them, then close the exchange clients' HTTP sessions. Never raises: an exchange that
+        them, then close every connection (the exchange clients' HTTP sessions, the table's):
+        a socket in the snapshot would be dead on restore. Never raises: an exchange that
         cannot be loaded now loads on first use instead.
         """
         for exchange_id in self.settings.exchanges:
@@ -222,6 +220,8 @@ class MarketData:
                     extra={"exchange": exchange_id, "code": exc.code},
                 )
         await self.gateway.suspend()
+        if self.store is not None:
+            self.store.disconnect()
 
     async def restored(self) -> None:
         """After a SnapStart restore: what a container must not share with the others

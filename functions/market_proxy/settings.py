@@ -46,6 +46,9 @@ class Settings(BaseModel):
     dynamodb_timeout_s: float = Field(default=1.0, gt=0)
     # Call DynamoDB on the event loop's thread: only where one request is served at a time.
     dynamodb_calls_on_loop: bool = False
+    # Read items on the wire directly instead of through boto3 (cache/direct.py); off where
+    # boto3 must carry every call (an HTTP proxy to the table, an in-process mock).
+    dynamodb_direct_reads: bool = True
 
     # Which exchanges, and how ccxt talks to them.
     exchanges: tuple[str, ...] = ("binance", "kraken")

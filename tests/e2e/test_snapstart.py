@@ -8,31 +8,43 @@ restored from that snapshot. The same library drives them here.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 import pytest
 import snapshot_restore_py
 
 from infra.exchange_sim import ExchangeSim
+from infra.local.dynamodb import DynamoDBLocal
 from market_proxy.settings import Settings
 from tests.support.apigw import LambdaContext, rest_event
+from tests.support.dynamodb_faults import dynamodb_fault_proxy
 from tests.support.lambda_module import cold_starts
 
 pytestmark = pytest.mark.e2e
+
+
+@contextmanager
+def publish(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[ModuleType]:
+    """ApiFunction's module after init, as Lambda publishes a version: hooks registered."""
+    snapshot_restore_py.get_before_snapshot().clear()
+    snapshot_restore_py.get_after_restore().clear()
+    try:
+        with cold_starts(monkeypatch) as start:
+            yield start("api_handler", settings)
+    finally:
+        snapshot_restore_py.get_before_snapshot().clear()
+        snapshot_restore_py.get_after_restore().clear()
 
 
 @pytest.fixture
 def published(
     monkeypatch: pytest.MonkeyPatch, settings: Settings, sim: ExchangeSim
 ) -> Iterator[ModuleType]:
-    """ApiFunction's module after init, as Lambda publishes a version: hooks registered."""
-    snapshot_restore_py.get_before_snapshot().clear()
-    snapshot_restore_py.get_after_restore().clear()
-    with cold_starts(monkeypatch) as start:
-        yield start("api_handler", settings)
-    snapshot_restore_py.get_before_snapshot().clear()
-    snapshot_restore_py.get_after_restore().clear()
+    with publish(monkeypatch, settings) as module:
+        yield module
 
 
 Hooks = list[tuple[Callable[..., object], tuple[object, ...], dict[str, object]]]
@@ -61,6 +73,40 @@ def test_the_snapshot_holds_markets_but_no_open_connection(
         assert client.markets, exchange
         assert client.session is None, f"{exchange}: a session would be dead after a restore"
     assert sim.calls("binance", "markets") > 0
+
+
+def test_the_snapshot_holds_no_open_connection_to_the_table(
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    sim: ExchangeSim,
+    dynamodb_local: DynamoDBLocal,
+) -> None:
+    # Given a function whose table is reached through a proxy that counts connections,
+    with (
+        dynamodb_fault_proxy(dynamodb_local.endpoint) as proxy,
+        publish(
+            monkeypatch, settings.model_copy(update={"dynamodb_endpoint_url": proxy.url})
+        ) as module,
+    ):
+        # when Lambda runs the hooks before the snapshot (which read and write the table:
+        # markets snapshots),
+        run_hooks(snapshot_restore_py.get_before_snapshot())
+        assert {"GetItem", "PutItem"} <= set(proxy.operations())
+
+        # then every connection to the table is closed: boto3's and the direct reads',
+        deadline = time.monotonic() + 5
+        while proxy.open_connections() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proxy.open_connections() == 0
+
+        # and a restored container opens new ones and answers from the table.
+        run_hooks(snapshot_restore_py.get_after_restore())
+        first = module.handler(rest_event("/ticker/binance/BTC-USDT"), LambdaContext())
+        module.service.cache.memory.clear()
+        second = module.handler(rest_event("/ticker/binance/BTC-USDT"), LambdaContext())
+        assert (first["statusCode"], second["statusCode"]) == (200, 200)
+        assert second["headers"]["x-cache"] == "l2"
+        assert proxy.open_connections() > 0
 
 
 def test_a_restored_container_answers_on_new_connections_without_loading_markets_again(

@@ -56,23 +56,31 @@ def proxy(dynamodb_local: DynamoDBLocal) -> Iterator[DynamoDBFaultProxy]:
         yield proxy
 
 
-def container(api: LambdaApi, sim: ExchangeSim, endpoint: str) -> MarketData:
+def container(
+    api: LambdaApi, sim: ExchangeSim, endpoint: str, *, direct_reads: bool = True
+) -> MarketData:
     """A new container whose table is reached at ``endpoint``."""
     settings: Settings = api.module.service.settings.model_copy(
-        update={"dynamodb_endpoint_url": endpoint, "dynamodb_timeout_s": TIMEOUT_S}
+        update={
+            "dynamodb_endpoint_url": endpoint,
+            "dynamodb_timeout_s": TIMEOUT_S,
+            "dynamodb_direct_reads": direct_reads,
+        }
     )
     return api.container(settings, SharedClock(now_ms(), sim), own_store=True)
 
 
+@pytest.mark.parametrize("reads", ["direct", "boto3"])
 @pytest.mark.parametrize("fault", list(WHOLE_TABLE))
 def test_a_table_failing_as_a_whole_costs_one_failed_call_and_tickers_still_answer(
-    api: LambdaApi, sim: ExchangeSim, proxy: DynamoDBFaultProxy, fault: str
+    api: LambdaApi, sim: ExchangeSim, proxy: DynamoDBFaultProxy, fault: str, reads: str
 ) -> None:
-    # Given a container whose table fails on every operation,
+    # Given a container whose table fails on every operation, whichever way it reads,
+    direct_reads = reads == "direct"
     if fault == DOWN:
-        container(api, sim, f"http://127.0.0.1:{free_port()}")
+        container(api, sim, f"http://127.0.0.1:{free_port()}", direct_reads=direct_reads)
     else:
-        container(api, sim, proxy.url)
+        container(api, sim, proxy.url, direct_reads=direct_reads)
         proxy.fail(fault)
 
     # when clients ask for two tickers (the first also needs the exchange's markets),
@@ -89,6 +97,7 @@ def test_a_table_failing_as_a_whole_costs_one_failed_call_and_tickers_still_answ
     # the table alone,
     assert first_s < TABLE_WORST_S + UPSTREAM_ALLOWANCE_S
     assert proxy.calls() == WHOLE_TABLE[fault]
+    assert set(proxy.operations()) <= {"GetItem"}, "the first call made is a read"
     # and the failure was logged, with the reason, and counted once.
     records = log_records(printed.getvalue(), STORE_FAILED)
     assert [record["reason"] for record in records] == [REASONS.get(fault, fault)]

@@ -3,8 +3,10 @@
 Requests are forwarded untouched, except those of an operation given a fault: they are
 answered with DynamoDB's own error wire format (JSON protocol 1.0: HTTP 400, or 500 for a
 server error; ``__type`` in the body and ``x-amzn-ErrorType`` in the headers; a CRC32 of the
-body, which botocore checks for DynamoDB) or held past the client's read timeout. botocore's
-own retries and error parsing run exactly as they would against AWS.
+body, which botocore checks for DynamoDB), held past the client's read timeout, or passed on
+with a CRC32 that does not match. botocore's own retries and error parsing, and the direct
+reads' (``market_proxy.cache.direct``), run exactly as they would against AWS. The proxy
+keeps every request it received (for checking signatures) and counts open connections.
 """
 
 from __future__ import annotations
@@ -69,12 +71,23 @@ ERRORS = {
     )
 }
 STALL = "stall"  # not an answer: the request is held until the client gives up
+BAD_CRC = "bad_crc"  # the table's answer, its CRC32 header off by one (damaged in transit)
+FAULTS = (*ERRORS, STALL, BAD_CRC)
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as it reached the proxy."""
+
+    operation: str
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
 
 
 @dataclass
 class _Fault:
     operation: str | None  # None: every operation
-    kind: str  # a code of ERRORS, or STALL
+    kind: str  # one of FAULTS
 
 
 @contextmanager
@@ -95,6 +108,9 @@ class DynamoDBFaultProxy:
         self._stall_s = stall_s
         self._faults: list[_Fault] = []
         self._seen: Counter[str] = Counter()
+        self._received: list[Received] = []
+        self._open = 0
+        self.drop_idle = False
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -112,8 +128,8 @@ class DynamoDBFaultProxy:
 
     def fail(self, kind: str, operation: str | None = None) -> None:
         """Answer ``operation`` (e.g. ``PutItem``; every operation if None) with ``kind``."""
-        if kind != STALL and kind not in ERRORS:
-            raise ValueError(f"unknown fault {kind!r}; one of {[*ERRORS, STALL]}")
+        if kind not in FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULTS}")
         with self._lock:
             self._faults.append(_Fault(operation, kind))
 
@@ -126,11 +142,23 @@ class DynamoDBFaultProxy:
         with self._lock:
             return sorted(self._seen)
 
+    def received(self, operation: str | None = None) -> list[Received]:
+        """The requests received, in order, of one operation or of all."""
+        with self._lock:
+            return [r for r in self._received if operation in (None, r.operation)]
+
+    def open_connections(self) -> int:
+        """Client connections open to the proxy now."""
+        with self._lock:
+            return self._open
+
     # -- serving --------------------------------------------------------------------------
 
-    def _fault_for(self, operation: str) -> str | None:
+    def _fault_for(self, received: Received) -> str | None:
+        operation = received.operation
         with self._lock:
             self._seen[operation] += 1
+            self._received.append(received)
             for fault in self._faults:
                 if fault.operation in (None, operation):
                     return fault.kind
@@ -142,18 +170,33 @@ class DynamoDBFaultProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy._open += 1
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    proxy._open -= 1
+                super().finish()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 operation = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-                fault = proxy._fault_for(operation)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                fault = proxy._fault_for(Received(operation, headers, body))
                 if fault == STALL:
                     time.sleep(proxy._stall_s)
                     self.close_connection = True
                     return
-                if fault is not None:
+                if fault in ERRORS:
                     self._answer_error(ERRORS[fault], operation, body)
-                    return
-                self._forward(body)
+                else:
+                    self._forward(body, damaged=fault == BAD_CRC)
+                if proxy.drop_idle:
+                    # Closed once answered, without a word: as a server drops an idle
+                    # kept-alive connection.
+                    self.close_connection = True
 
             def _answer_error(self, error: AwsError, operation: str, request: bytes) -> None:
                 table = json.loads(request or b"{}").get("TableName", "market-data-cache")
@@ -170,7 +213,7 @@ class DynamoDBFaultProxy:
                     payload,
                 )
 
-            def _forward(self, body: bytes) -> None:
+            def _forward(self, body: bytes, *, damaged: bool = False) -> None:
                 connection = http.client.HTTPConnection(*proxy._upstream, timeout=30)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
@@ -182,6 +225,13 @@ class DynamoDBFaultProxy:
                         for k, v in answer.getheaders()
                         if k.lower() not in ("transfer-encoding", "connection", "content-length")
                     ]
+                    if damaged:
+                        passed = [
+                            (k, str((zlib.crc32(payload) + 1) & 0xFFFFFFFF))
+                            if k.lower() == "x-amz-crc32"
+                            else (k, v)
+                            for k, v in passed
+                        ]
                     self._send(answer.status, passed, payload)
                 finally:
                     connection.close()

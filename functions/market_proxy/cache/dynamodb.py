@@ -5,23 +5,29 @@ still not fit under DynamoDB's 400 KB item limit is split into parts stored unde
 after its ETag, so a reader can never mix the parts of two versions. ``expires_at`` (epoch
 seconds) is the table's TTL attribute: DynamoDB's garbage collection, never a freshness test.
 
-boto3 is synchronous; calls run on worker threads so a stream server's event loop keeps
-serving other clients meanwhile (a container serving one request at a time may call on the
-loop's thread instead: ``DYNAMODB_CALLS_ON_LOOP``).
+Reads go on the wire directly (``direct.py``: the hot path of every L2 hit) unless
+``DYNAMODB_DIRECT_READS`` is off; writes go through boto3. Both are synchronous; calls run on
+worker threads so a stream server's event loop keeps serving other clients meanwhile (a
+container serving one request at a time may call on the loop's thread instead:
+``DYNAMODB_CALLS_ON_LOOP``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from market_proxy.cache.direct import OPERATIONS as DIRECT_OPERATIONS
+from market_proxy.cache.direct import DirectError, DirectReads
 from market_proxy.cache.entry import CachedError, Entry, StoredItem, digest, encode_json
 from market_proxy.cache.store import CacheUnavailable
 
@@ -46,6 +52,23 @@ TTL_ATTRIBUTE = "expires_at"  # template.yaml's TimeToLiveSpecification names th
 COUNT_PREFIX = "n:"
 
 
+def make_store(settings: Settings) -> DynamoDBStore:
+    """The store on ``TABLE_NAME``, as configured: boto3 for writes and, unless
+    ``DYNAMODB_DIRECT_READS`` is off, direct reads signed with the same credentials."""
+    client, credentials = _client_and_credentials(settings)
+    direct = None
+    if settings.dynamodb_direct_reads and credentials is not None:
+        direct = DirectReads(
+            client.meta.endpoint_url,
+            client.meta.region_name,
+            credentials,
+            timeout_s=settings.dynamodb_timeout_s,
+        )
+    return DynamoDBStore(
+        client, settings.table_name, on_loop=settings.dynamodb_calls_on_loop, direct=direct
+    )
+
+
 def make_client(settings: Settings) -> DynamoDBClient:
     """A DynamoDB client that fails fast: the cache must never hold a request hostage.
 
@@ -57,40 +80,58 @@ def make_client(settings: Settings) -> DynamoDBClient:
     throttles; one round trip when it denies. After a failure of the whole table the engine
     leaves it alone for ``CACHE_STORE_BACKOFF_SECONDS``, so a request pays this once at most.
     """
+    return _client_and_credentials(settings)[0]
+
+
+def _client_and_credentials(settings: Settings) -> tuple[DynamoDBClient, Credentials | None]:
     import boto3
 
     session = boto3.session.Session(region_name=settings.aws_region)
+    # The session's own credentials object: refreshed where the chain refreshes them, and
+    # shared by the client and the direct reads.
+    credentials = session.get_credentials()
     key_id = secret = None
-    if settings.dynamodb_endpoint_url and session.get_credentials() is None:
+    if settings.dynamodb_endpoint_url and credentials is None:
         # A local DynamoDB accepts any key; AWS tooling still insists there is one.
         key_id = secret = "local"  # noqa: S105 - a local engine's dummy key  # nosec B105
+        credentials = Credentials(key_id, secret)
     config = Config(
         connect_timeout=settings.dynamodb_timeout_s,
         read_timeout=settings.dynamodb_timeout_s,
         retries={"total_max_attempts": 2, "mode": "standard"},
         max_pool_connections=32,
     )
-    return session.client(
+    client = session.client(
         "dynamodb",
         endpoint_url=settings.dynamodb_endpoint_url,
         config=config,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
     )
+    return client, credentials
 
 
 class DynamoDBStore:
     """The cache port on a DynamoDB table.
 
-    ``on_loop``: call boto3 on the event loop's own thread instead of a worker thread. Only
-    for a process that serves one request at a time (a Lambda container under Mangum),
+    ``on_loop``: call DynamoDB on the event loop's own thread instead of a worker thread.
+    Only for a process that serves one request at a time (a Lambda container under Mangum),
     where nothing else could run meanwhile and the hop to a thread is pure cost.
+    ``direct``: where reads go instead of ``client``.
     """
 
-    def __init__(self, client: DynamoDBClient, table_name: str, *, on_loop: bool = False) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        on_loop: bool = False,
+        direct: DirectReads | None = None,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._on_loop = on_loop
+        self._direct = direct
 
     # -- reads -------------------------------------------------------------------------
 
@@ -275,15 +316,18 @@ class DynamoDBStore:
     # -- plumbing ----------------------------------------------------------------------
 
     async def _call(self, operation: str, **request: Any) -> dict[str, Any]:
-        """Run one client method (on a worker thread unless ``on_loop``), with errors in the
-        port's terms."""
-        method = getattr(self._client, operation)
+        """Run one operation (a boto3 method name; reads go direct where they may), on a
+        worker thread unless ``on_loop``, with errors in the port's terms."""
+        direct = self._direct
+        call: Callable[[], dict[str, Any]]
+        if direct is not None and operation in DIRECT_OPERATIONS:
+            call = functools.partial(direct.call, operation, request)
+        else:
+            call = functools.partial(getattr(self._client, operation), **request)
         try:
             if self._on_loop:
-                response: dict[str, Any] = method(**request)
-            else:
-                response = await asyncio.to_thread(method, **request)
-            return response
+                return call()
+            return await asyncio.to_thread(call)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             if error.get("Code") == "ConditionalCheckFailedException":
@@ -291,8 +335,19 @@ class DynamoDBStore:
                 raise _ConditionFailed(old) from None
             code = str(error.get("Code", type(exc).__name__))
             raise CacheUnavailable(operation, code, store_wide=code not in REQUEST_ERRORS) from exc
+        except DirectError as exc:
+            raise CacheUnavailable(
+                operation, exc.code, store_wide=exc.code not in REQUEST_ERRORS
+            ) from exc
         except BotoCoreError as exc:
             raise CacheUnavailable(operation, type(exc).__name__) from exc
+
+    def disconnect(self) -> None:
+        """Close every open connection to the table (before a SnapStart snapshot); the next
+        call opens new ones."""
+        self._client.close()
+        if self._direct is not None:
+            self._direct.close()
 
 
 class _ConditionFailed(Exception):

@@ -69,3 +69,8 @@ class CacheStore(Protocol):
     async def ping(self) -> None:
         """Raise :class:`CacheUnavailable` unless the store answers."""
         ...
+
+    def disconnect(self) -> None:
+        """Close open connections (before a SnapStart snapshot, where a socket would be dead
+        on restore); the next call opens new ones."""
+        ...
