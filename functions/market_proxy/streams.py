@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from market_proxy import errors
+from market_proxy.cache.entry import encode_json
 from market_proxy.observability import count
 from market_proxy.service import MarketData
 
@@ -86,7 +87,7 @@ def event(name: str, data: Any, *, event_id: str | None = None, retry_ms: int | 
     if event_id is not None:
         lines.append(f"id: {event_id}")
     lines.append(f"event: {name}")
-    lines.append(f"data: {json.dumps(data, separators=(',', ':'))}")
+    lines.append(f"data: {encode_json(data).decode()}")
     return "\n".join(lines) + "\n\n"
 
 

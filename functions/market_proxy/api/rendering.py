@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from email.utils import formatdate
 from typing import Any
 
 from starlette.responses import Response
 
-from market_proxy.cache.entry import Cached
+from market_proxy.cache.entry import Cached, encode_json
 from market_proxy.service import Answer
 
 
@@ -48,7 +47,7 @@ def json_response(
     body: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        content=json.dumps(body, separators=(",", ":"), allow_nan=False),
+        content=encode_json(body),
         status_code=status,
         headers=headers,
         media_type="application/json",

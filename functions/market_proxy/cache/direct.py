@@ -5,7 +5,7 @@ parameter validation, urllib3, response parsing by the service model) costs more
 DynamoDB's own answer on a fast network, and it is paid on every cached answer. This module
 sends the same request (botocore's SigV4 signer signs it, with the same credentials object
 the boto3 client uses) over kept-alive connections of the standard library's ``http.client``
-and reads DynamoDB's JSON with ``json``. Only reads go this way; every write goes through
+and reads DynamoDB's JSON with orjson. Only reads go this way; every write goes through
 boto3.
 
 Failures follow botocore's standard retry mode, so callers see the same outcomes either
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import http.client
-import json
 import random
 import ssl
 import time
@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore
+import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -41,13 +43,17 @@ from market_proxy.observability import tracer
 
 TARGET_PREFIX = "DynamoDB_20120810."
 CONTENT_TYPE = "application/x-amz-json-1.0"
+USER_AGENT = f"market-data-proxy/direct-reads botocore/{botocore.__version__}"
 # boto3's method names for the operations spoken here, and DynamoDB's own.
 OPERATIONS = {"get_item": "GetItem", "batch_get_item": "BatchGetItem"}
 MAX_ATTEMPTS = 2
 THROTTLED_BACKOFF_S = 1.0
 TRANSIENT_BACKOFF_S = 0.025  # botocore's base for DynamoDB's non-throttling errors
+# botocore's standard retry mode (botocore/retries/standard.py) retries these.
 TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
-TRANSIENT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException"})
+TRANSIENT_CODES = frozenset(
+    {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
 THROTTLED_CODES = frozenset(
     {
         "Throttling",
@@ -56,8 +62,13 @@ THROTTLED_CODES = frozenset(
         "RequestThrottledException",
         "TooManyRequestsException",
         "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
         "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
         "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "EC2ThrottledException",
     }
 )
 # The connection broke before any answer came: on a kept-alive connection, the server most
@@ -73,8 +84,10 @@ _CLOSED_UNDER_US = (
 class DirectError(Exception):
     """A read failed: ``code`` is what botocore would have called it."""
 
-    def __init__(self, code: str, *, status: int | None = None, retryable: bool = False) -> None:
-        super().__init__(code if status is None else f"{code} (HTTP {status})")
+    def __init__(
+        self, code: str, *, status: int | None = None, message: str = "", retryable: bool = False
+    ) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
         self.code = code
         self.status = status
         self.retryable = retryable
@@ -95,6 +108,7 @@ class DirectReads:
         credentials: Credentials,
         *,
         timeout_s: float,
+        ca_bundle: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -104,21 +118,30 @@ class DirectReads:
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
-        self._url = f"{parts.scheme}://{parts.netloc}/"
+        self._path = parts.path or "/"
+        self._url = f"{parts.scheme}://{parts.netloc}{self._path}"
         self._region = region
         self._credentials = credentials
         self._timeout_s = timeout_s
         self._sleep = sleep
         self._jitter = jitter
-        self._tls = ssl.create_default_context(cafile=get_cert_path(True)) if self._https else None
+        self._tls = (
+            ssl.create_default_context(cafile=ca_bundle or get_cert_path(True))
+            if self._https
+            else None
+        )
         self._idle: collections.deque[http.client.HTTPConnection] = collections.deque()
 
     def call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         """Run ``operation`` (a boto3 method name from :data:`OPERATIONS`) with boto3's
         arguments; the answer is what boto3 would return (binary values as ``bytes``), less
-        its ``ResponseMetadata``. Raises :class:`DirectError`."""
+        its ``ResponseMetadata``. Raises :class:`DirectError`, or botocore's own error when
+        the credentials cannot be had."""
         target = OPERATIONS[operation]
-        body = json.dumps(request, separators=(",", ":"), default=_base64).encode()
+        try:
+            body = orjson.dumps(request, default=_base64)
+        except TypeError as exc:
+            raise DirectError("ParamValidationError", message=str(exc)) from None
         with _traced(target, self._region, request) as trace:
             attempt = 1
             while True:
@@ -136,67 +159,77 @@ class DirectReads:
     def close(self) -> None:
         """Close every idle connection (before a SnapStart snapshot, where a socket would be
         dead on restore). The next call opens new ones."""
-        while self._idle:
-            self._idle.pop().close()
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:
+                return
+            connection.close()
 
     # -- one attempt -------------------------------------------------------------------
 
     def _attempt(self, target: str, body: bytes, trace: _Trace) -> dict[str, Any]:
+        # Signed before a socket is taken: credentials that cannot be had leave none open.
+        headers = self._signed_headers(target, body, trace)
         connection, reused = self._connection()
         try:
             try:
-                status, headers, raw = self._exchange(connection, target, body, trace)
+                status, answer_headers, raw = self._round_trip(connection, headers, body)
             except _CLOSED_UNDER_US:
                 if not reused:
                     raise
                 # Closed while idle: a new connection, and this was no attempt.
                 connection.close()
-                connection, reused = self._new_connection(), False
-                status, headers, raw = self._exchange(connection, target, body, trace)
+                connection = self._new_connection()
+                status, answer_headers, raw = self._round_trip(connection, headers, body)
+            trace.answered(status, answer_headers.get("x-amzn-requestid"))
+            _verify_crc32(answer_headers, raw)
+        except DirectError:
+            connection.close()
+            raise
         except TimeoutError:
-            name = "ReadTimeoutError" if connection.sock is not None else "ConnectTimeoutError"
             connection.close()
-            raise DirectError(name, retryable=True) from None
-        except (OSError, http.client.HTTPException) as exc:
+            raise DirectError("ReadTimeoutError", retryable=True) from None
+        except (OSError, http.client.HTTPException):
             connection.close()
-            name = (
-                "ConnectionClosedError"
-                if isinstance(exc, (*_CLOSED_UNDER_US, http.client.HTTPException))
-                else "EndpointConnectionError"
-            )
-            raise DirectError(name, retryable=True) from None
-        trace.answered(status, headers.get("x-amzn-requestid"))
-        if status == 200:
-            expected = headers.get("x-amz-crc32")
-            if expected is not None and (zlib.crc32(raw) & 0xFFFFFFFF) != int(expected):
-                connection.close()
-                raise DirectError("CRC32Mismatch", retryable=True)
-        self._release(connection, headers)
+            raise DirectError("ConnectionClosedError", retryable=True) from None
+        except BaseException:
+            connection.close()
+            raise
+        self._release(connection, answer_headers)
         if status != 200:
-            raise _service_error(status, raw)
-        try:
-            answer: dict[str, Any] = json.loads(raw)
-        except ValueError:
-            raise DirectError("ResponseParserError", status=status, retryable=True) from None
-        return answer
+            raise _service_error(status, answer_headers, raw)
+        return _parsed(raw, status)
 
-    def _exchange(
-        self, connection: http.client.HTTPConnection, target: str, body: bytes, trace: _Trace
+    def _round_trip(
+        self, connection: http.client.HTTPConnection, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         if connection.sock is None:
-            connection.connect()  # apart, so that a timeout here is told from a read's
-        connection.request("POST", "/", body, self._signed_headers(target, body, trace))
+            # Apart from the request, so that failing to connect is told from failing to read.
+            try:
+                connection.connect()
+            except TimeoutError:
+                raise DirectError("ConnectTimeoutError", retryable=True) from None
+            except ssl.SSLError as exc:
+                raise DirectError("SSLError", message=str(exc)) from None
+            except OSError:
+                raise DirectError("EndpointConnectionError", retryable=True) from None
+        connection.request("POST", self._path, body, headers)
         response = connection.getresponse()
         raw = response.read()
-        headers = {name.lower(): value for name, value in response.getheaders()}
-        return response.status, headers, raw
+        answer_headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, answer_headers, raw
 
     def _signed_headers(self, target: str, body: bytes, trace: _Trace) -> dict[str, str]:
         request = AWSRequest(
             method="POST",
             url=self._url,
             data=body,
-            headers={"Content-Type": CONTENT_TYPE, "X-Amz-Target": TARGET_PREFIX + target},
+            headers={
+                "Content-Type": CONTENT_TYPE,
+                "X-Amz-Target": TARGET_PREFIX + target,
+                "User-Agent": USER_AGENT,
+            },
         )
         SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self._region).add_auth(
             request
@@ -227,22 +260,44 @@ class DirectReads:
             self._idle.append(connection)
 
 
-def _service_error(status: int, raw: bytes) -> DirectError:
-    """DynamoDB's error document (``{"__type": "…#Code", "message": …}``) as an error."""
-    code = ""
+def _verify_crc32(headers: dict[str, str], raw: bytes) -> None:
+    """DynamoDB sends the CRC32 of every body; botocore asks again when it does not match."""
+    expected = headers.get("x-amz-crc32")
+    if expected is None:
+        return
+    if not expected.isdigit() or int(expected) != zlib.crc32(raw) & 0xFFFFFFFF:
+        raise DirectError("CRC32Mismatch", retryable=True)
+
+
+def _parsed(raw: bytes, status: int) -> dict[str, Any]:
     try:
-        document = json.loads(raw)
-        code = str(document.get("__type", "")).rpartition("#")[2]
-    except (ValueError, AttributeError):
-        pass
-    code = code or f"HTTP{status}"
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise DirectError("ResponseParserError", status=status, retryable=True)
+    return answer
+
+
+def _service_error(status: int, headers: dict[str, str], raw: bytes) -> DirectError:
+    """The error as botocore's JSON parser names it: ``__type`` without its namespace
+    (``…#Code``) or suffix (``Code:…``), else the HTTP status (an HTML page from a load
+    balancer)."""
+    document: Any = None
+    with contextlib.suppress(orjson.JSONDecodeError):
+        document = orjson.loads(raw)
+    if not isinstance(document, dict):
+        document = {}
+    code = str(document.get("__type") or headers.get("x-amzn-errortype") or status)
+    code = code.split(":", 1)[0].rsplit("#", 1)[-1] or str(status)
+    message = str(document.get("message") or document.get("Message") or "")
     retryable = (
         status in TRANSIENT_STATUS
         or status == 429
         or code in TRANSIENT_CODES
         or code in THROTTLED_CODES
     )
-    return DirectError(code, status=status, retryable=retryable)
+    return DirectError(code, status=status, message=message, retryable=retryable)
 
 
 def _base64(value: object) -> str:
@@ -259,6 +314,12 @@ def _decoded_response(answer: dict[str, Any]) -> dict[str, Any]:
     if responses:
         answer["Responses"] = {
             table: [_decoded_item(item) for item in items] for table, items in responses.items()
+        }
+    unprocessed = answer.get("UnprocessedKeys")
+    if unprocessed:
+        answer["UnprocessedKeys"] = {
+            table: {**wanted, "Keys": [_decoded_item(key) for key in wanted.get("Keys", [])]}
+            for table, wanted in unprocessed.items()
         }
     return answer
 
@@ -315,6 +376,8 @@ def _traced(target: str, region: str, request: dict[str, Any]) -> Iterator[_Trac
         aws: dict[str, Any] = {"operation": target, "region": region}
         if "TableName" in request:
             aws["table_name"] = request["TableName"]
+        if "ConsistentRead" in request:
+            aws["consistent_read"] = request["ConsistentRead"]
         if "RequestItems" in request:
             aws["table_names"] = list(request["RequestItems"])
         subsegment.set_aws(aws)

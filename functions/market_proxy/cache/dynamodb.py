@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from market_proxy.cache.direct import OPERATIONS as DIRECT_OPERATIONS
 from market_proxy.cache.direct import DirectError, DirectReads
-from market_proxy.cache.entry import CachedError, Entry, StoredItem, digest, encode_json
+from market_proxy.cache.entry import (
+    CachedError,
+    Entry,
+    StoredItem,
+    decode_json,
+    digest,
+    encode_json,
+)
 from market_proxy.cache.store import CacheUnavailable
 
 if TYPE_CHECKING:
@@ -55,14 +61,17 @@ COUNT_PREFIX = "n:"
 def make_store(settings: Settings) -> DynamoDBStore:
     """The store on ``TABLE_NAME``, as configured: boto3 for writes and, unless
     ``DYNAMODB_DIRECT_READS`` is off, direct reads signed with the same credentials."""
-    client, credentials = _client_and_credentials(settings)
+    client, credentials, ca_bundle = _client_and_credentials(settings)
+    endpoint = client.meta.endpoint_url
     direct = None
-    if settings.dynamodb_direct_reads and credentials is not None:
+    # Where botocore would go through an HTTP proxy, reads must too: they stay with boto3.
+    if settings.dynamodb_direct_reads and credentials is not None and not _proxied(endpoint):
         direct = DirectReads(
-            client.meta.endpoint_url,
+            endpoint,
             client.meta.region_name,
             credentials,
             timeout_s=settings.dynamodb_timeout_s,
+            ca_bundle=ca_bundle,
         )
     return DynamoDBStore(
         client, settings.table_name, on_loop=settings.dynamodb_calls_on_loop, direct=direct
@@ -83,10 +92,15 @@ def make_client(settings: Settings) -> DynamoDBClient:
     return _client_and_credentials(settings)[0]
 
 
-def _client_and_credentials(settings: Settings) -> tuple[DynamoDBClient, Credentials | None]:
+def _client_and_credentials(
+    settings: Settings,
+) -> tuple[DynamoDBClient, Credentials | None, str | None]:
+    """The client, the credentials object it signs with, and the CA bundle it trusts."""
     import boto3
+    import botocore.session
 
-    session = boto3.session.Session(region_name=settings.aws_region)
+    core = botocore.session.get_session()
+    session = boto3.session.Session(botocore_session=core, region_name=settings.aws_region)
     # The session's own credentials object: refreshed where the chain refreshes them, and
     # shared by the client and the direct reads.
     credentials = session.get_credentials()
@@ -100,6 +114,8 @@ def _client_and_credentials(settings: Settings) -> tuple[DynamoDBClient, Credent
         read_timeout=settings.dynamodb_timeout_s,
         retries={"total_max_attempts": 2, "mode": "standard"},
         max_pool_connections=32,
+        # The regional endpoint, which the direct reads use too, rather than one per account.
+        account_id_endpoint_mode="disabled",
     )
     client = session.client(
         "dynamodb",
@@ -108,7 +124,14 @@ def _client_and_credentials(settings: Settings) -> tuple[DynamoDBClient, Credent
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
     )
-    return client, credentials
+    ca_bundle = core.get_config_variable("ca_bundle")
+    return client, credentials, ca_bundle if isinstance(ca_bundle, str) else None
+
+
+def _proxied(endpoint: str) -> bool:
+    from botocore.utils import get_environ_proxies
+
+    return bool(get_environ_proxies(endpoint))
 
 
 class DynamoDBStore:
@@ -406,7 +429,7 @@ def _decode(key: str, item: Item, parts: dict[str, Item]) -> StoredItem:
         if body is not None:
             entry = Entry(
                 key=key,
-                payload=json.loads(body),
+                payload=decode_json(body),
                 fetched_at=int(raw["fetched_at"]["N"]),
                 fresh_until=int(raw["fresh_until"]["N"]),
                 swr_until=int(raw["swr_until"]["N"]),

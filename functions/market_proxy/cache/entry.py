@@ -11,14 +11,28 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 from market_proxy.settings import DataPolicy
 
 Source = Literal["l1", "l2", "upstream", "stale"]
 
 
 def encode_json(payload: Any) -> bytes:
-    """The one JSON encoding used for storage, sizes and ETags."""
-    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    """The one JSON encoding, for storage, sizes, ETags and answers: compact UTF-8.
+
+    orjson writes floats (most of a candle answer) about ten times faster than ``json``.
+    NaN and infinities become null: no number to pass on. What orjson cannot write (an
+    integer past 64 bits, a key that is not a string) is written by ``json`` instead.
+    """
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str).encode()
+
+
+def decode_json(body: bytes | str) -> Any:
+    return orjson.loads(body)
 
 
 def digest(body: bytes) -> str:
