@@ -322,34 +322,39 @@ def _quiet_ccxt_logging() -> None:
 
 
 def _strict_json(client: Any) -> None:
-    """Make an answer whose body looks like JSON but does not parse an error (``BadResponse``).
+    """Make an answer whose body looks like JSON but does not parse, or a successful answer
+    that is a page of HTML (a captive portal, a CDN's page sent as a 200), an error
+    (``BadResponse``).
 
     ccxt reads such a body as no body at all, and its parsers then build a ticker of nulls
     or an empty page of candles, which the cache would keep as a known gap in history. Only
     the body of an HTTP answer is judged so: ccxt calls ``on_rest_response`` just before
     parsing it (synchronously, so no other request comes between), while exchange code
-    that parses JSON embedded in fields keeps ccxt's lenient reading.
+    that parses JSON embedded in fields keeps ccxt's lenient reading. An HTML page with an
+    error status is left to ccxt, which maps the status (a 503 stays "unavailable").
     """
     from ccxt.base.errors import BadResponse
 
     decode, lenient, received = client.on_json_response, client.parse_json, client.on_rest_response
-    answer_body = False
+    answer_status: int | None = None
 
-    def on_rest_response(*args: Any) -> Any:
-        nonlocal answer_body
-        answer_body = True
-        return received(*args)
+    def on_rest_response(code: Any, *args: Any) -> Any:
+        nonlocal answer_status
+        answer_status = int(code) if str(code).isdigit() else 0
+        return received(code, *args)
 
     def parse_json(text: Any) -> Any:
-        nonlocal answer_body
-        if not answer_body:
+        nonlocal answer_status
+        status, answer_status = answer_status, None
+        if status is None:
             return lenient(text)
-        answer_body = False
         if isinstance(text, str) and text[:1] in ("{", "["):
             try:
                 return decode(text)
             except ValueError:
                 raise BadResponse(f"{client.id} sent malformed JSON") from None
+        if 200 <= status < 300 and isinstance(text, str) and text[:1] == "<":
+            raise BadResponse(f"{client.id} sent a page of HTML")
         return None
 
     client.on_rest_response = on_rest_response

@@ -14,6 +14,7 @@ Per request, consumed in the order injected. Kinds:
 - ``503``: Binance's text ``Service Unavailable``; Kraken ``{"error":["EService:Unavailable"]}``.
 - ``malformed_json``: 200 with a JSON content type and a body that is not JSON.
 - ``html_maintenance``: 503 with an HTML maintenance page (what a CDN shows during maintenance).
+- ``html_200``: 200 with an HTML page (a captive portal, or a CDN's error page sent as a 200).
 - ``truncated``: 200 whose body stops before its ``Content-Length``.
 """
 
@@ -34,6 +35,7 @@ KINDS = (
     "503",
     "malformed_json",
     "html_maintenance",
+    "html_200",
     "truncated",
 )
 
@@ -145,6 +147,8 @@ def canned(exchange: str, fault: Fault) -> Canned:
             return Canned(200, '{"symbol": "BTCUSDT", "lastPrice": 60000.0,, "result": }')
         case "html_maintenance":
             return Canned(503, _HTML_MAINTENANCE, "text/html")
+        case "html_200":
+            return Canned(200, _HTML_MAINTENANCE, "text/html")
     raise ValueError(f"{fault.kind} has no canned answer")
 
 

@@ -58,6 +58,7 @@ EXPECTED: dict[str, Expected] = {
     "503": Expected(503, "upstream_unavailable", "5"),
     "html_maintenance": Expected(503, "upstream_unavailable", "5"),
     "malformed_json": Expected(502, "upstream_bad_response", None),
+    "html_200": Expected(502, "upstream_bad_response", None),
     "truncated": Expected(502, "upstream_bad_response", None),
 }
 CACHES = ("cold", "stale")
@@ -156,17 +157,20 @@ def assert_stale(reply: Reply, seeded: Reply, reason: str) -> None:
     assert body["freshness"]["fetched_at"] == seeded.json()["freshness"]["fetched_at"]
 
 
+@pytest.mark.parametrize("fault", ["malformed_json", "html_200"])
 @pytest.mark.parametrize("exchange", EXCHANGES)
 def test_an_unreadable_page_of_candles_is_a_502_never_an_empty_history(
-    api: LambdaApi, sim: ExchangeSim, exchange: str
+    api: LambdaApi, sim: ExchangeSim, exchange: str, fault: str
 ) -> None:
     settings: Settings = api.module.service.settings
     clock = SharedClock(now_ms(), sim)
-    path, query = f"/historical/{exchange}/BTC-USDT", {"timeframe": "1h", "limit": "5"}
-    # Given an exchange whose page of candles is not valid JSON
-    # (ccxt alone reads it as no candles at all),
+    # (A market of its own per fault: the table is shared by the module's tests.)
+    symbol = {"malformed_json": "BTC-USDT", "html_200": "ETH-USDT"}[fault]
+    path, query = f"/historical/{exchange}/{symbol}", {"timeframe": "1h", "limit": "5"}
+    # Given an exchange whose page of candles is not valid JSON, or a page of HTML sent as
+    # a 200 (ccxt alone reads either as no candles at all),
     api.container(settings, clock)
-    sim.inject(exchange, "malformed_json", endpoint="ohlcv")
+    sim.inject(exchange, fault, endpoint="ohlcv")
     # when a client asks for history, then it is told the answer was unreadable;
     broken = api.get(path, query=query)
     assert (broken.status, broken.json()["code"]) == (502, "upstream_bad_response")
