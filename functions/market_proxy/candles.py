@@ -36,17 +36,23 @@ Candle = list[float]
 
 @dataclass(frozen=True, slots=True)
 class CandleQuery:
-    """A request made concrete: whole candles from ``start`` (inclusive) to ``end``."""
+    """A request made concrete: up to ``count`` candles opening from ``start`` (inclusive)
+    to ``end``; the first ones from ``start``, or (``latest``) the last ones before ``end``.
+
+    ``aligned``: candles open on multiples of the timeframe since the epoch (timeframes up
+    to a day), so ``start`` and ``end`` are candle boundaries and ``count`` is exact. Longer
+    timeframes follow each exchange's calendar (weeks from Monday or Thursday, months of
+    28 to 31 days): their bounds are the client's own.
+    """
 
     timeframe: str
     tf_ms: int
     start: int
     end: int
+    count: int
     asked: dict[str, int | None]
-
-    @property
-    def count(self) -> int:
-        return (self.end - self.start) // self.tf_ms
+    aligned: bool = True
+    latest: bool = False
 
 
 def plan(
@@ -61,44 +67,62 @@ def plan(
 ) -> CandleQuery:
     """Turn ``since``/``until``/``limit`` into a range, as a user of an exchange API expects.
 
-    ``since`` alone or with ``limit``: the first candles from ``since``. ``until`` (exclusive)
-    alone or with ``limit``: the last candles before it. Both: the range, at most ``limit``
-    candles from its start. Neither: the latest ``limit`` candles, the open one included.
-    Raises :class:`errors.InvalidParameter` for a range that is empty, in the future or
-    larger than ``OHLCV_MAX_CANDLES``.
+    ``since`` alone or with ``limit``: the first candles from ``since`` (none yet when the
+    next candle has not opened). ``until`` (exclusive) alone or with ``limit``: the last
+    candles before it. Both: the range, at most ``limit`` candles from its start. Neither:
+    the latest ``limit`` candles, the open one included. Raises
+    :class:`errors.InvalidParameter` for a range that is empty, in the future or larger
+    than ``OHLCV_MAX_CANDLES``.
     """
     maximum = settings.ohlcv_max_candles
     if limit is not None and not 1 <= limit <= maximum:
         raise errors.InvalidParameter(
             "limit", f"limit must be 1 to {maximum}", valid=f"1..{maximum}"
         )
-    horizon = (now // tf_ms + 1) * tf_ms  # end of the open candle
+    aligned = tf_ms <= BUCKETED_MAX_MS
+    # End of the open candle: aligned, it is known; else any candle opened by now counts.
+    horizon = (now // tf_ms + 1) * tf_ms if aligned else now + 1
     if since is not None and since >= horizon:
         raise errors.InvalidParameter("since", "since is in the future")
     if since is not None and until is not None and until <= since:
         raise errors.InvalidParameter("until", "until must be later than since")
 
+    def first(ts: int) -> int:
+        return _ceil(ts, tf_ms) if aligned else ts
+
+    latest = since is None
+    wanted = limit or settings.ohlcv_default_limit
     if since is not None:
-        start = _ceil(since, tf_ms)
-        if until is not None:
-            end = min(_ceil(until, tf_ms), horizon)
-            if limit is not None:
-                end = min(end, start + limit * tf_ms)
-        else:
-            end = min(start + (limit or settings.ohlcv_default_limit) * tf_ms, horizon)
+        start = min(first(since), horizon)
+        end = horizon if until is None else min(first(until), horizon)
+        if until is None or limit is not None:
+            end = min(end, start + wanted * tf_ms) if aligned else end
     else:
-        end = horizon if until is None else min(_ceil(until, tf_ms), horizon)
-        start = end - (limit or settings.ohlcv_default_limit) * tf_ms
-    if end <= start:
+        end = horizon if until is None else min(first(until), horizon)
+        start = max(0, end - wanted * tf_ms)
+        if end <= 0:
+            raise errors.InvalidParameter("until", "the range holds no whole candle")
+    if since is not None and until is not None and end <= start:
         raise errors.InvalidParameter("until", "the range holds no whole candle")
-    if (end - start) // tf_ms > maximum:
+    span = (end - start) // tf_ms
+    if span > maximum:
         raise errors.InvalidParameter(
             "until",
-            f"the range spans {(end - start) // tf_ms} candles; at most {maximum} per request",
+            f"the range spans {span} candles; at most {maximum} per request",
             valid=f"at most {maximum} candles",
         )
+    count = span if aligned else (wanted if limit is not None or until is None else span)
     asked = {"since": since, "until": until, "limit": limit}
-    return CandleQuery(timeframe=timeframe, tf_ms=tf_ms, start=start, end=end, asked=asked)
+    return CandleQuery(
+        timeframe=timeframe,
+        tf_ms=tf_ms,
+        start=start,
+        end=end,
+        count=count,
+        asked=asked,
+        aligned=aligned,
+        latest=latest,
+    )
 
 
 def _ceil(ts: int, step: int) -> int:
@@ -117,7 +141,7 @@ class CandleStore:
         self._clock = clock
         self._cache = cache
         self._gateway = gateway
-        self._flights: dict[tuple[Any, ...], asyncio.Task[list[Candle]]] = {}
+        self._flights: dict[tuple[Any, ...], asyncio.Task[_Fetched]] = {}
 
     async def candles(
         self, venue: Venue, market: Mapping[str, Any], query: CandleQuery
@@ -138,15 +162,22 @@ class CandleStore:
         held = await self._cache.peek_many(keys)
         now = self._clock()
         open_start = now // query.tf_ms * query.tf_ms
+        provisional_from = self._provisional_from(now, query.tf_ms)
 
         buckets = {key: _Bucket.load(held.get(key)) for key in keys}
         covered = [iv for b in buckets.values() for iv in b.usable(now)]
-        missing = subtract((query.start, query.end), covered)
+        wanted = (query.start, query.end)
+        missing = subtract(wanted, covered)
+        if missing:
+            # A bucket written back drops its provisional candles unless they were fetched
+            # again: those this answer shows are fetched again (they adjoin what is missing).
+            provisional = [b.open for b in buckets.values() if b.open is not None]
+            missing = merge([*missing, *clip(provisional, wanted)])
         source: Source = _weakest(held.get(k) for k in keys) if keys else "l1"
         stale_reason = None
         if missing:
             try:
-                fetched = await self._fetch(venue, symbol, query, missing)
+                fetched = await self._fetch(venue, symbol, query, missing, provisional_from)
             except errors.ProxyError as exc:
                 if not exc.retryable or not _stale_covers(buckets, missing, now, self._settings):
                     raise
@@ -154,19 +185,36 @@ class CandleStore:
                 source, stale_reason = "stale", exc.code
             else:
                 source = "upstream"
-                await self._write_back(buckets, prefix, span, query, missing, fetched, open_start)
+                await self._write_back(buckets, prefix, span, query, fetched, provisional_from)
                 covered = [iv for b in buckets.values() for iv in b.usable(self._clock())]
 
         rows = _select(buckets.values(), query.start, query.end)
         payload = _report(venue, market, query, rows, covered, open_start)
         freshness = _freshness(
-            buckets.values(), payload, source, stale_reason, self._settings, self._clock()
+            buckets.values(),
+            payload,
+            source,
+            stale_reason,
+            self._settings,
+            self._clock(),
+            reaches_present=query.end > provisional_from,
         )
         return payload, freshness
 
+    def _provisional_from(self, now: int, tf_ms: int) -> int:
+        """Open time of the oldest candle that may still change: the open one, and any that
+        closed less than ``OHLCV_SETTLE_SECONDS`` ago (an exchange may amend a candle just
+        after its close, and clocks differ)."""
+        return (now - self._settle_ms) // tf_ms * tf_ms
+
     async def _fetch(
-        self, venue: Venue, symbol: str, query: CandleQuery, missing: Sequence[Interval]
-    ) -> list[Candle]:
+        self,
+        venue: Venue,
+        symbol: str,
+        query: CandleQuery,
+        missing: Sequence[Interval],
+        provisional_from: int,
+    ) -> _Fetched:
         # Coalesced: concurrent requests with the same holes make one set of calls.
         key = (venue.id, symbol, query.timeframe, tuple(missing))
         flight = self._flights.get(key)
@@ -180,24 +228,37 @@ class CandleStore:
 
     async def _page_all(
         self, venue: Venue, symbol: str, tf_ms: int, timeframe: str, missing: Sequence[Interval]
-    ) -> list[Candle]:
+    ) -> _Fetched:
+        """Every candle in ``missing``, paged at the exchange's page size, and what the
+        exchange vouched for: a range with no candle is a gap in its data only when it sent
+        candles after it; a range it sent nothing for, nor anything after, may yet fill."""
         page = venue.ohlcv_page_limit
-        rows: list[Candle] = []
-        for start, end in missing:
+        fetched = _Fetched(rows=[], firm=[], tentative=[])
+        for start, end in _fewest_pages(missing, tf_ms, page):
             cursor = start
             while cursor < end:
                 want = min(page, (end - cursor) // tf_ms)
-                batch: list[Candle] = await self._gateway.call(
+                raw = _checked(
                     venue.id,
-                    "ohlcv",
-                    partial(venue.client.fetch_ohlcv, symbol, timeframe, cursor, want),
+                    await self._gateway.call(
+                        venue.id,
+                        "ohlcv",
+                        partial(venue.client.fetch_ohlcv, symbol, timeframe, cursor, want),
+                    ),
                 )
-                batch = [row for row in _checked(venue.id, batch) if cursor <= row[0] < end]
-                if not batch:
-                    break  # nothing more in this range: the rest is a gap in the exchange's data
-                rows.extend(batch)
-                cursor = int(batch[-1][0]) + tf_ms
-        return rows
+                batch = [row for row in raw if cursor <= row[0] < end]
+                fetched.rows.extend(batch)
+                if batch:
+                    cursor = int(batch[-1][0]) + tf_ms
+                if any(row[0] >= end for row in raw):
+                    cursor = end  # the exchange has candles after the range: the rest is a gap
+                elif not batch:
+                    break  # nothing from the cursor on, yet
+            if cursor > start:
+                fetched.firm.append((start, cursor))
+            if cursor < end:
+                fetched.tentative.append((cursor, end))
+        return fetched
 
     async def _write_back(
         self,
@@ -205,20 +266,19 @@ class CandleStore:
         prefix: str,
         span: int,
         query: CandleQuery,
-        missing: Sequence[Interval],
-        fetched: list[Candle],
-        open_start: int,
+        fetched: _Fetched,
+        provisional_from: int,
     ) -> None:
         now = self._clock()
         changed = []
         for key, bucket in buckets.items():
             low = int(key[len(prefix) :])
             bounds = (low, low + span)
-            newly = clip(missing, bounds)
-            if not newly:
+            firm, tentative = clip(fetched.firm, bounds), clip(fetched.tentative, bounds)
+            if not firm and not tentative:
                 continue
-            rows = [row for row in fetched if low <= row[0] < low + span]
-            bucket.absorb(rows, newly, open_start, query.tf_ms)
+            rows = [row for row in fetched.rows if low <= row[0] < low + span]
+            bucket.absorb(rows, firm, tentative, provisional_from)
             policy = self._policy(bucket)
             entry = Entry.create(key, bucket.payload(), policy, now)
             bucket.entry = entry
@@ -237,21 +297,93 @@ class CandleStore:
     async def _per_query(
         self, venue: Venue, market: Mapping[str, Any], query: CandleQuery
     ) -> tuple[dict[str, Any], Cached]:
+        """Candles of a timeframe longer than a day, cached per query: they open where the
+        exchange's calendar says, so the range is the client's own and the exchange decides
+        which candles fall in it. Kept for good once every candle in it has closed."""
         symbol = market["symbol"]
-        key = f"ohlcv#{venue.id}#{symbol}#{query.timeframe}#q#{query.start}#{query.end}"
-
-        async def load() -> list[Candle]:
-            rows = await venue.client.fetch_ohlcv(symbol, query.timeframe, query.start, query.count)
-            return [row for row in _checked(venue.id, rows) if query.start <= row[0] < query.end]
+        asked = query.asked
+        key = (
+            f"ohlcv#{venue.id}#{symbol}#{query.timeframe}#q#"
+            f"{asked['since']}#{asked['until']}#{asked['limit']}"
+        )
+        everything = query.asked["since"] is not None and asked["until"] is not None
+        take = None if everything and asked["limit"] is None else query.count
+        # Paged forward from ``since``, or from far enough back to hold the last ``take``
+        # before the end even in months of 31 days.
+        reach = (take or 0) + 2
+        since = query.start if not query.latest else max(0, query.end - reach * _longest(query))
 
         async def fetch() -> list[Candle]:
-            return await self._gateway.call(venue.id, "ohlcv", load)
+            rows = await self._page_forward(venue, symbol, query, since, take)
+            if take is None:
+                return rows
+            return rows[:take] if not query.latest else rows[-take:]
 
-        cached = await self._cache.get(key, self._settings.open_candles_policy, fetch)
+        closed = query.end + _longest(query) + self._settle_ms <= self._clock()
+        settings = self._settings
+        policy = settings.closed_candles_policy if closed else settings.open_candles_policy
+        cached = await self._cache.get(key, policy, fetch)
         rows = cached.payload
-        covered = [(query.start, query.end)]
-        payload = _report(venue, market, query, rows, covered, None)
+        now = self._clock()
+        # The exchange always sends its open candle: the last one, if it can still be open.
+        still_open = bool(rows) and asked["until"] is None and rows[-1][0] + _longest(query) > now
+        payload = _report(venue, market, query, rows, [], None, open_candle=still_open)
         return payload, cached
+
+    async def _page_forward(
+        self, venue: Venue, symbol: str, query: CandleQuery, since: int, take: int | None
+    ) -> list[Candle]:
+        """Candles opening from ``since`` to the query's end, page after page, until there
+        are none left or (from ``since``) ``take`` of them."""
+        page = venue.ohlcv_page_limit
+        rows: list[Candle] = []
+        cursor = since
+        # Bounded: each page moves the cursor past at least one candle.
+        for _ in range(-(-max(take or query.count, 1) // page) + 2):
+            raw = _checked(
+                venue.id,
+                await self._gateway.call(
+                    venue.id,
+                    "ohlcv",
+                    partial(venue.client.fetch_ohlcv, symbol, query.timeframe, cursor, page),
+                ),
+            )
+            batch = [row for row in raw if cursor <= row[0] < query.end]
+            rows.extend(batch)
+            if not batch or len(raw) > len(batch) or int(batch[-1][0]) + 1 >= query.end:
+                break
+            if not query.latest and take is not None and len(rows) >= take:
+                break
+            cursor = int(batch[-1][0]) + 1
+        return rows
+
+    @property
+    def _settle_ms(self) -> int:
+        return round(self._settings.ohlcv_settle_seconds * 1000)
+
+
+def _longest(query: CandleQuery) -> int:
+    """The longest a candle of the query's timeframe can last: ccxt counts a month as 30
+    days; a calendar month has up to 31."""
+    return query.tf_ms * 31 // 30
+
+
+def _fewest_pages(missing: Sequence[Interval], tf_ms: int, page: int) -> list[Interval]:
+    """``missing`` with neighbours joined wherever one run of pages across both (and what
+    lies between) takes fewer requests than paging each on its own."""
+
+    def pages(interval: Interval) -> int:
+        return -(-(interval[1] - interval[0]) // tf_ms // page)
+
+    runs: list[Interval] = []
+    for interval in merge(missing):
+        if runs:
+            joined = (runs[-1][0], interval[1])
+            if pages(joined) < pages(runs[-1]) + pages(interval):
+                runs[-1] = joined
+                continue
+        runs.append(interval)
+    return runs
 
 
 def _checked(exchange_id: str, rows: Any) -> list[Candle]:
@@ -265,6 +397,17 @@ def _checked(exchange_id: str, rows: Any) -> list[Candle]:
     ):
         raise errors.UpstreamBadResponse(f"{exchange_id}: candles that could not be read")
     return [[*row[:5], row[5] if row[5] is not None else 0.0] for row in rows]
+
+
+@dataclass(slots=True)
+class _Fetched:
+    """Candles fetched, and the ranges they answer for: ``firm`` for good (candles, or gaps
+    the exchange vouched for), ``tentative`` only briefly (nothing came, nor anything
+    after: a candle not yet published, a quiet market)."""
+
+    rows: list[Candle]
+    firm: list[Interval]
+    tentative: list[Interval]
 
 
 @dataclass
@@ -294,28 +437,31 @@ class _Bucket:
             return [*self.covered, self.open]
         return list(self.covered)
 
-    def absorb(self, rows: list[Candle], fetched: list[Interval], open_start: int, tf: int) -> None:
-        """Take freshly fetched ``rows`` covering ``fetched``.
+    def absorb(
+        self,
+        rows: list[Candle],
+        firm: list[Interval],
+        tentative: list[Interval],
+        provisional_from: int,
+    ) -> None:
+        """Take freshly fetched ``rows``, answering for ``firm`` and ``tentative`` ranges.
 
-        A range that reaches the present counts as covered only up to the last candle the
-        exchange sent, so a closed candle it has not published yet is asked for again; the
-        open candle is kept as provisional.
+        Candles from ``provisional_from`` on may still change, and tentative ranges may
+        still fill: both are kept as provisional (``open``), valid only while the bucket
+        entry is fresh. The rest of a firm range is closed history, kept for good. The
+        provisional candles held before are dropped: whatever of them an answer needed was
+        fetched again.
         """
         if self.open is not None:
             for ts in [ts for ts in self.rows if self.open[0] <= ts < self.open[1]]:
                 del self.rows[ts]
-            self.open = None
         for row in rows:
             self.rows[int(row[0])] = [float(v) for v in row[:6]]
-        closed = []
-        for start, end in fetched:
-            closed_end = min(end, open_start)
-            if end > open_start - tf:
-                last = max((ts for ts in self.rows if start <= ts < end), default=None)
-                closed_end = start if last is None else min(closed_end, last + tf)
-            closed.append((start, closed_end))
-            if end > open_start and open_start in self.rows:
-                self.open = (open_start, open_start + tf)
+        closed = [(start, min(end, provisional_from)) for start, end in firm]
+        provisional = merge(
+            [(max(start, provisional_from), end) for start, end in firm] + list(tentative)
+        )
+        self.open = (provisional[0][0], provisional[-1][1]) if provisional else None
         self.covered = merge([*self.covered, *closed])
 
     def payload(self) -> dict[str, Any]:
@@ -353,7 +499,11 @@ def _report(
     rows: list[Candle],
     covered: list[Interval],
     open_start: int | None,
+    *,
+    open_candle: bool | None = None,
 ) -> dict[str, Any]:
+    """The answer's body. Gaps are reported where candles sit on a grid (``open_start``
+    given): a candle of it that is missing, in a range the exchange answered for."""
     tf = query.tf_ms
     gaps: list[Interval] = []
     if open_start is not None and len(rows) < query.count:
@@ -376,7 +526,11 @@ def _report(
             "start": int(rows[0][0]) if rows else None,
             "end": int(rows[-1][0]) + tf if rows else None,
             "candles": len(rows),
-            "open_candle": bool(rows) and open_start is not None and int(rows[-1][0]) >= open_start,
+            "open_candle": (
+                open_candle
+                if open_candle is not None
+                else bool(rows) and open_start is not None and int(rows[-1][0]) >= open_start
+            ),
         },
         "gaps": [list(gap) for gap in merge(gaps)],
         "columns": ["timestamp", "open", "high", "low", "close", "volume"],
@@ -396,16 +550,19 @@ def _freshness(
     stale_reason: str | None,
     settings: Settings,
     now: int,
+    *,
+    reaches_present: bool,
 ) -> Cached:
-    """One freshness for an answer assembled from several buckets: as old as its oldest
-    bucket, fresh until the first bucket holding an open candle goes stale."""
-    now = now_ms()
+    """One freshness for an answer assembled from several buckets: fetched when its newest
+    bucket was; fresh until the first bucket holding provisional candles goes stale, and no
+    longer than ``OHLCV_OPEN_TTL_SECONDS`` from that fetch when the range reaches the
+    present (whether or not the exchange has a candle there yet)."""
     used = [b for b in buckets if b.entry is not None]
-    fetched = min((b.entry.fetched_at for b in used), default=now)
-    fresh_until = min(
-        (b.entry.fresh_until for b in used if b.open is not None),
-        default=now + round(settings.ohlcv_closed_ttl_seconds * 1000),
-    )
+    fetched = max((b.entry.fetched_at for b in used), default=now)
+    limits = [b.entry.fresh_until for b in used if b.open is not None]
+    if reaches_present:
+        limits.append(fetched + round(settings.ohlcv_open_ttl_seconds * 1000))
+    fresh_until = min(limits, default=now + round(settings.ohlcv_closed_ttl_seconds * 1000))
     body = encode_json(payload)
     entry = Entry(
         key="answer",

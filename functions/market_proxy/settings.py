@@ -78,6 +78,8 @@ class Settings(BaseModel):
     ohlcv_open_ttl_seconds: float = Field(default=10.0, gt=0)
     ohlcv_closed_ttl_seconds: float = Field(default=30 * 86400.0, gt=0)
     ohlcv_sie_seconds: float = Field(default=3600.0, ge=0)
+    # How long after its close a candle is still taken as open to change (kept briefly).
+    ohlcv_settle_seconds: float = Field(default=5.0, ge=0)
     markets_ttl_seconds: float = Field(default=3600.0, gt=0)
     markets_snapshot_max_age_seconds: float = Field(default=86400.0, gt=0)
     negative_ttl_seconds: float = Field(default=60.0, ge=0)

@@ -8,6 +8,7 @@ strings, as Binance sends them.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.exchange_sim.market_data import Market, MarketBook
@@ -312,16 +313,16 @@ def klines(
     """Klines as Binance pages them: from ``startTime`` forward, else back from ``endTime``
     (or now), at most ``limit``; the last one may be the open candle."""
     tf = INTERVALS[interval]
-    now_open = book.now_ms() // tf * tf
+    stop = (end if end is not None else book.now_ms()) + 1
     if start is not None:
-        stop = (end if end is not None else now_open) + 1
-        opens = book.candle_opens(market, tf, start, stop)[:limit]
+        opens = book.existing(market, _grid(interval, start, stop))[:limit]
     else:
-        stop = (end if end is not None else now_open) + 1
-        opens = book.candle_opens(market, tf, stop - (limit + 1) * tf, stop)[-limit:]
+        since = stop - (limit + 2) * (tf * 31 // 30)
+        opens = book.existing(market, _grid(interval, since, stop))[-limit:]
     rows = []
     for open_ms in opens:
-        first, high, low, close, volume = book.candle(market, tf, open_ms)
+        length = _length(interval, open_ms)
+        first, high, low, close, volume = book.candle(market, length, open_ms)
         rows.append(
             [
                 open_ms,
@@ -330,7 +331,7 @@ def klines(
                 _s(low),
                 _s(close),
                 _s(volume),
-                open_ms + tf - 1,
+                open_ms + length - 1,
                 _s(volume * close),
                 int(volume * 10) + 1,
                 _s(volume / 2),
@@ -339,3 +340,38 @@ def klines(
             ]
         )
     return rows
+
+
+_DAY_MS = 86_400_000
+_MONDAY_MS = 4 * _DAY_MS  # the epoch fell on a Thursday; Binance's weeks open on Monday
+
+
+def _grid(interval: str, start: int, stop: int) -> list[int]:
+    """Open times in [start, stop) as Binance lays candles out: on multiples of the interval
+    since the epoch, but weeks from Monday 00:00 UTC and months from the first."""
+    tf = INTERVALS[interval]
+    if interval == "1w":
+        first = -(-(start - _MONDAY_MS) // tf) * tf + _MONDAY_MS
+        return list(range(first, stop, tf))
+    if interval == "1M":
+        opens = []
+        day = datetime.fromtimestamp(max(start, 0) / 1000, UTC)
+        month = datetime(day.year, day.month, 1, tzinfo=UTC)
+        while (open_ms := int(month.timestamp() * 1000)) < stop:
+            if open_ms >= start:
+                opens.append(open_ms)
+            month = _next_month(month)
+        return opens
+    first = -(-start // tf) * tf
+    return list(range(first, stop, tf))
+
+
+def _length(interval: str, open_ms: int) -> int:
+    if interval != "1M":
+        return INTERVALS[interval]
+    month = datetime.fromtimestamp(open_ms / 1000, UTC)
+    return int(_next_month(month).timestamp() * 1000) - open_ms
+
+
+def _next_month(month: datetime) -> datetime:
+    return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)

@@ -15,6 +15,8 @@ Per request, consumed in the order injected. Kinds:
 - ``malformed_json``: 200 with a JSON content type and a body that is not JSON.
 - ``html_maintenance``: 503 with an HTML maintenance page (what a CDN shows during maintenance).
 - ``html_200``: 200 with an HTML page (a captive portal, or a CDN's error page sent as a 200).
+- ``empty``: 200 with a well-formed answer holding nothing (Binance ``[]``; Kraken a result
+  with no rows), as an exchange's replica that has not caught up may send.
 - ``truncated``: 200 whose body stops before its ``Content-Length``.
 """
 
@@ -36,6 +38,7 @@ KINDS = (
     "malformed_json",
     "html_maintenance",
     "html_200",
+    "empty",
     "truncated",
 )
 
@@ -149,6 +152,8 @@ def canned(exchange: str, fault: Fault) -> Canned:
             return Canned(503, _HTML_MAINTENANCE, "text/html")
         case "html_200":
             return Canned(200, _HTML_MAINTENANCE, "text/html")
+        case "empty":
+            return Canned(200, "[]" if binance else json.dumps({"error": [], "result": {}}))
     raise ValueError(f"{fault.kind} has no canned answer")
 
 

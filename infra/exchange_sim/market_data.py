@@ -13,6 +13,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DAY_MS = 86_400_000
@@ -152,15 +153,22 @@ class MarketBook:
         return first, high, low, last, volume
 
     def candle_opens(self, market: Market, tf_ms: int, start: int, end: int) -> list[int]:
-        """Open times of the candles in [start, end) that exist (no gap, not in the future)."""
+        """Open times of the candles in [start, end) that exist (no gap, not in the future),
+        on multiples of ``tf_ms`` since the epoch."""
         first = -(-start // tf_ms) * tf_ms
-        last_open = self.now_ms() // tf_ms * tf_ms
+        return self.existing(market, range(first, end, tf_ms))
+
+    def existing(self, market: Market, opens: Iterable[int]) -> list[int]:
+        """Those of ``opens`` (ascending) whose candle exists: no gap, not in the future."""
+        now = self.now_ms()
         gaps = self._gaps.get((market.exchange, market.id), [])
-        opens = []
-        for open_ms in range(first, min(end, last_open + 1), tf_ms):
+        found = []
+        for open_ms in opens:
+            if open_ms > now:
+                break
             if not any(g0 <= open_ms < g1 for g0, g1 in gaps):
-                opens.append(open_ms)
-        return opens
+                found.append(open_ms)
+        return found
 
     def add_gap(self, exchange: str, market_id: str, start_ms: int, end_ms: int) -> None:
         with self._lock:

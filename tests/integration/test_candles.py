@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -88,7 +89,7 @@ async def test_a_range_across_a_bucket_edge_fetches_only_what_is_missing(
     wider = await market.candles(
         "binance", "BTC/USDT", timeframe="1m", since=EDGE - 10 * MIN, limit=20
     )
-    assert ohlcv_calls(sim) == 2, "one call for each hole on either side of what is cached"
+    assert ohlcv_calls(sim) == 1, "both holes and what lies between fit one page"
     assert_contiguous(wider.data["candles"], EDGE - 10 * MIN, 20)
     sim.reset_calls()
     await market.candles(
@@ -127,6 +128,140 @@ async def test_the_open_candle_is_refetched_after_its_freshness_but_closed_ones_
     assert ohlcv_calls(sim) == 1
     assert _first_call_since(sim) == OPEN
     assert_contiguous(later.data["candles"], OPEN + MIN - 99 * MIN, 100)
+
+
+async def test_a_wider_request_while_the_open_candle_is_fresh_loses_no_candle(
+    market: MarketData, sim: ExchangeSim
+) -> None:
+    # Given the latest ten candles, the open one included, fresh in the cache,
+    await market.candles("binance", "BTC/USDT", timeframe="1m", limit=10)
+    sim.reset_calls()
+
+    # when, within the open candle's freshness, a client asks for the latest twenty,
+    wider = await market.candles("binance", "BTC/USDT", timeframe="1m", limit=20)
+    again = await market.candles("binance", "BTC/USDT", timeframe="1m", limit=20)
+
+    # then all twenty come back, the open one last, in one page (the ten older candles and
+    # the open one fetched again together), and the repeat is whole too, from memory.
+    assert_contiguous(wider.data["candles"], OPEN - 19 * MIN, 20)
+    assert wider.data["returned"]["open_candle"] is True
+    assert wider.data["gaps"] == []
+    assert ohlcv_calls(sim) == 1
+    assert again.data["candles"] == wider.data["candles"]
+    assert ohlcv_calls(sim) == 1
+
+
+async def test_candles_that_closed_across_a_minute_boundary_stay_in_the_answer(
+    market: MarketData, settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    # Given the latest ten candles fetched late in a minute,
+    clock.advance(25)  # 55 s into the open candle
+    await market.candles("binance", "BTC/USDT", timeframe="1m", limit=10)
+
+    # when a new minute opens while that answer is still fresh, and a client asks again,
+    clock.advance(settings.ohlcv_open_ttl_seconds - 1)
+    later = await market.candles("binance", "BTC/USDT", timeframe="1m", limit=10)
+    clock.advance(settings.ohlcv_open_ttl_seconds + 1)
+    last = await market.candles("binance", "BTC/USDT", timeframe="1m", limit=10)
+
+    # then no candle is missing from either answer: the one that closed in between included.
+    assert_contiguous(later.data["candles"], OPEN + MIN - 9 * MIN, 10)
+    assert_contiguous(last.data["candles"], OPEN + MIN - 9 * MIN, 10)
+    assert later.data["gaps"] == last.data["gaps"] == []
+
+
+async def test_a_candle_the_exchange_still_amends_after_its_close_is_not_kept_as_final(
+    market: MarketData, settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    # Given an exchange whose clock runs a second behind ours, asked half a second after
+    # a candle closed by our clock (by the exchange's, it is still open),
+    clock.advance(30.5)  # OPEN + 60.5 s: the candle that opened at OPEN has closed
+    sim.set_clock(clock.now - 1000)
+    first = await market.candles("binance", "BTC/USDT", timeframe="1m", since=OPEN, limit=1)
+    provisional_close = first.data["candles"][0][4]
+
+    # when, the exchange caught up and the answer's freshness over, it is asked again,
+    clock.advance(settings.ohlcv_open_ttl_seconds + 1)
+    sim.reset_calls()
+    again = await market.candles("binance", "BTC/USDT", timeframe="1m", since=OPEN, limit=1)
+
+    # then that candle was fetched again, and the answer holds its final values.
+    assert ohlcv_calls(sim) == 1
+    assert _first_call_since(sim) == OPEN
+    final = again.data["candles"][0]
+    assert final[4] != provisional_close
+    market_book = sim.book.find("binance", "BTCUSDT", "spot")
+    assert market_book is not None
+    assert final[4] == pytest.approx(sim.book.candle(market_book, MIN, OPEN)[3])
+    # Once settled, it is closed history: no further call for it.
+    clock.advance(settings.ohlcv_open_ttl_seconds + 1)
+    sim.reset_calls()
+    await market.candles("binance", "BTC/USDT", timeframe="1m", since=OPEN, limit=1)
+    assert ohlcv_calls(sim) == 0
+
+
+async def test_an_empty_answer_for_past_candles_is_not_kept_as_a_gap(
+    market: MarketData, settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    # Given an exchange that answers once with no candles at all for a range of the past
+    # (nothing in it, nothing after it: no evidence that the range is a gap),
+    start = EDGE - 300 * MIN
+    await market.gateway.venue("binance")
+    sim.inject("binance", "empty", endpoint="ohlcv")
+    empty = await market.candles("binance", "ETH/BTC", timeframe="1m", since=start, limit=30)
+
+    # when it is asked again once that answer's brief freshness is over,
+    assert empty.data["candles"] == []
+    assert empty.cached.entry.fresh_until <= clock.now + settings.ohlcv_open_ttl_seconds * 1000
+    clock.advance(settings.ohlcv_open_ttl_seconds + 1)
+    sim.reset_calls()
+    whole = await market.candles("binance", "ETH/BTC", timeframe="1m", since=start, limit=30)
+
+    # then the candles are fetched and served, with no gap remembered.
+    assert ohlcv_calls(sim) == 1
+    assert_contiguous(whole.data["candles"], start, 30)
+    assert whole.data["gaps"] == []
+
+
+async def test_latest_candles_of_a_quiet_market_are_fresh_only_briefly(
+    market: MarketData, settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    # Given a market with no candle for the last few minutes (an exchange that skips empty
+    # candles),
+    sim.add_gap("binance", "SOLUSDT", OPEN - 3 * MIN, OPEN + 60 * MIN)
+
+    # when a client asks for its latest candles, and again within their freshness,
+    answer = await market.candles("binance", "SOL/USDT", timeframe="1m", limit=10)
+    sim.reset_calls()
+    repeat = await market.candles("binance", "SOL/USDT", timeframe="1m", limit=10)
+
+    # then the quiet minutes are reported as a gap, the answer may be kept only as long as
+    # an open candle (never a month), and the repeat is served without a call;
+    assert answer.data["gaps"] == [[OPEN - 3 * MIN, OPEN + MIN]]
+    assert answer.data["returned"]["candles"] == 6
+    fresh_s = (answer.cached.entry.fresh_until - clock.now) / 1000
+    assert 0 < fresh_s <= settings.ohlcv_open_ttl_seconds
+    assert ohlcv_calls(sim) == 0
+    assert repeat.data == answer.data
+    # past that freshness, the quiet minutes are asked for again.
+    clock.advance(settings.ohlcv_open_ttl_seconds + 1)
+    await market.candles("binance", "SOL/USDT", timeframe="1m", limit=10)
+    assert ohlcv_calls(sim) == 1
+
+
+async def test_the_age_of_an_answer_is_that_of_its_newest_candles(
+    market: MarketData, settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    # Given closed candles fetched an hour ago,
+    await market.candles("binance", "BTC/USDT", timeframe="1m", since=OPEN - 200 * MIN, limit=100)
+
+    # when, an hour later, a client asks for the latest 300 (those, and recent ones),
+    clock.advance(3600)
+    answer = await market.candles("binance", "BTC/USDT", timeframe="1m", limit=300)
+
+    # then the answer's age is that of its newest candles, fetched just now.
+    assert answer.cached.age_ms == 0
+    assert answer.cached.entry.fetched_at == clock.now
 
 
 async def test_ten_thousand_candles_take_ten_pages_then_none(
@@ -185,6 +320,51 @@ async def test_weekly_candles_are_cached_per_query(market: MarketData, sim: Exch
     sim.reset_calls()
     await market.candles("binance", "BTC/USDT", timeframe="1w", limit=10)
     assert ohlcv_calls(sim) == 0
+
+
+MONDAY_2024_01_01 = 1_704_067_200_000
+DAY = 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "opens"),
+    [
+        ("1w", [MONDAY_2024_01_01 + week * 7 * DAY for week in range(4)]),
+        ("1M", [1_704_067_200_000, 1_706_745_600_000, 1_709_251_200_000]),  # Jan, Feb, Mar
+    ],
+)
+async def test_weeks_and_months_open_on_the_exchanges_calendar_none_dropped(
+    market: MarketData, sim: ExchangeSim, timeframe: str, opens: list[int]
+) -> None:
+    # Given Binance, whose weeks open on Monday and months on the first (not on multiples
+    # of their length since the epoch, a Thursday),
+    # when a client asks for the first candles from a Monday, the first of January,
+    answer = await market.candles(
+        "binance", "BTC/USDT", timeframe=timeframe, since=MONDAY_2024_01_01, limit=len(opens)
+    )
+
+    # then it gets exactly the exchange's candles from that day, the first one included;
+    assert [int(row[0]) for row in answer.data["candles"]] == opens
+    assert answer.data["requested"]["start"] == MONDAY_2024_01_01
+    assert answer.data["returned"]["open_candle"] is False
+    # and, all of them closed, a repeat a day later costs nothing.
+    sim.reset_calls()
+    await market.candles(
+        "binance", "BTC/USDT", timeframe=timeframe, since=MONDAY_2024_01_01, limit=len(opens)
+    )
+    assert ohlcv_calls(sim) == 0
+
+
+async def test_the_latest_weeks_end_with_the_open_one(
+    market: MarketData, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    answer = await market.candles("binance", "BTC/USDT", timeframe="1w", limit=5)
+    opens = [int(row[0]) for row in answer.data["candles"]]
+    assert len(opens) == 5
+    assert all(later - earlier == 7 * DAY for earlier, later in itertools.pairwise(opens))
+    assert (opens[-1] - MONDAY_2024_01_01) % (7 * DAY) == 0, "weeks open on Monday"
+    assert opens[-1] <= clock.now < opens[-1] + 7 * DAY
+    assert answer.data["returned"]["open_candle"] is True
 
 
 @pytest.mark.parametrize(

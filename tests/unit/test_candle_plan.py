@@ -68,3 +68,37 @@ def test_invalid_ranges_are_refused_naming_the_parameter(
     with pytest.raises(InvalidParameter) as caught:
         planned(**kwargs)
     assert caught.value.extra["parameter"] == parameter
+
+
+def test_since_inside_the_open_candle_asks_for_nothing_yet_not_an_error() -> None:
+    # Polling with since = last candle seen + 1 ms: no candle opens there until the next one.
+    assert planned(since=OPEN + 1) == (OPEN + MIN, OPEN + MIN)
+
+
+def test_until_near_the_epoch_never_starts_before_it() -> None:
+    assert planned(until=5 * MIN, limit=100) == (0, 5 * MIN)
+
+
+def test_until_at_the_epoch_holds_no_candle() -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        planned(until=0, limit=10)
+    assert caught.value.extra["parameter"] == "until"
+
+
+WEEK = 7 * 1440 * MIN
+
+
+def test_weeks_keep_the_clients_bounds_for_the_exchanges_calendar() -> None:
+    # A Monday is no multiple of a week since the epoch (a Thursday): it must not be rounded.
+    monday = 1_698_624_000_000  # Monday 30 October 2023
+    query = plan(
+        timeframe="1w",
+        tf_ms=WEEK,
+        since=monday,
+        until=None,
+        limit=4,
+        now=NOW,
+        settings=SETTINGS,
+    )
+    assert (query.start, query.count, query.aligned, query.latest) == (monday, 4, False, False)
+    assert query.end == NOW + 1, "any week opened by now may be in the answer"

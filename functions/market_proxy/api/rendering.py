@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from email.utils import formatdate
 from typing import Any
 
@@ -26,12 +25,13 @@ def freshness_headers(cached: Cached) -> dict[str, str]:
         headers["Cache-Control"] = "no-cache"
         headers["X-Stale-Reason"] = cached.stale_reason or "stale"
     else:
-        remaining = max(0, math.floor((entry.fresh_until - cached.served_at) / 1000))
-        swr = max(0, (entry.swr_until - entry.fresh_until) // 1000)
-        sie = max(0, (entry.sie_until - entry.fresh_until) // 1000)
-        headers["Cache-Control"] = (
-            f"public, max-age={remaining}, stale-while-revalidate={swr}, stale-if-error={sie}"
-        )
+        # max-age is the data's whole freshness lifetime: a cache subtracts Age itself
+        # (RFC 9111, 4.2), so the remaining freshness is never counted down twice. No
+        # stale-while-revalidate or stale-if-error: a cache serving stale data could not
+        # mark it stale, as every answer of this service is marked; the service serves
+        # stale data itself, marked, within those windows.
+        lifetime = max(0, (entry.fresh_until - entry.fetched_at) // 1000)
+        headers["Cache-Control"] = f"public, max-age={lifetime}"
     return headers
 
 

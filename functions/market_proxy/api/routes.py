@@ -23,7 +23,11 @@ _FRESHNESS_HEADERS = {
     name: {"description": description, "schema": schema}
     for name, description, schema in (
         ("ETag", "This exact payload; send it back in If-None-Match", {"type": "string"}),
-        ("Cache-Control", "max-age, stale-while-revalidate, stale-if-error", {"type": "string"}),
+        (
+            "Cache-Control",
+            "public, max-age=the data's freshness lifetime (with Age)",
+            {"type": "string"},
+        ),
         ("Age", "Seconds since the data was fetched", {"type": "string"}),
         ("X-Cache", "Which tier answered", {"enum": ["l1", "l2", "upstream", "stale"]}),
         ("X-Data-Age-Ms", "Milliseconds since the data was fetched", {"type": "string"}),
