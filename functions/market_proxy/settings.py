@@ -176,10 +176,6 @@ class Settings(BaseModel):
             sie_s=max(0.0, self.markets_snapshot_max_age_seconds - self.markets_ttl_seconds),
         )
 
-    @property
-    def negative_policy(self) -> DataPolicy:
-        return DataPolicy(fresh_s=max(self.negative_ttl_seconds, 0.001))
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Read every field from its upper-cased environment variable, where set.
