@@ -141,7 +141,7 @@ class CandleStore:
         self._clock = clock
         self._cache = cache
         self._gateway = gateway
-        self._flights: dict[tuple[Any, ...], asyncio.Task[_Fetched]] = {}
+        self._flights: dict[tuple[Any, ...], asyncio.Task[tuple[dict[str, Entry], Source]]] = {}
 
     async def candles(
         self, venue: Venue, market: Mapping[str, Any], query: CandleQuery
@@ -166,26 +166,21 @@ class CandleStore:
 
         buckets = {key: _Bucket.load(held.get(key)) for key in keys}
         covered = [iv for b in buckets.values() for iv in b.usable(now)]
-        wanted = (query.start, query.end)
-        missing = subtract(wanted, covered)
-        if missing:
-            # A bucket written back drops its provisional candles unless they were fetched
-            # again: those this answer shows are fetched again (they adjoin what is missing).
-            provisional = [b.open for b in buckets.values() if b.open is not None]
-            missing = merge([*missing, *clip(provisional, wanted)])
+        missing = _missing(buckets, query, now)
         source: Source = _weakest(held.get(k) for k in keys) if keys else "l1"
         stale_reason = None
         if missing:
+            refill = _Refill(venue, symbol, query, prefix, span, buckets, missing, provisional_from)
             try:
-                fetched = await self._fetch(venue, symbol, query, missing, provisional_from)
+                written, source = await self._refilled(refill)
             except errors.ProxyError as exc:
                 if not exc.retryable or not _stale_covers(buckets, missing, now, self._settings):
                     raise
                 covered = [iv for b in buckets.values() for iv in b.usable_on_error(now)]
                 source, stale_reason = "stale", exc.code
             else:
-                source = "upstream"
-                await self._write_back(buckets, prefix, span, query, fetched, provisional_from)
+                for key, entry in written.items():
+                    buckets[key] = _Bucket.load(entry.served(source, self._clock()))
                 covered = [iv for b in buckets.values() for iv in b.usable(self._clock())]
 
         rows = _select(buckets.values(), query.start, query.end)
@@ -207,24 +202,53 @@ class CandleStore:
         after its close, and clocks differ)."""
         return (now - self._settle_ms) // tf_ms * tf_ms
 
-    async def _fetch(
-        self,
-        venue: Venue,
-        symbol: str,
-        query: CandleQuery,
-        missing: Sequence[Interval],
-        provisional_from: int,
-    ) -> _Fetched:
-        # Coalesced: concurrent requests with the same holes make one set of calls.
-        key = (venue.id, symbol, query.timeframe, tuple(missing))
-        flight = self._flights.get(key)
+    async def _refilled(self, refill: _Refill) -> tuple[dict[str, Entry], Source]:
+        """The buckets rewritten to fill ``refill.missing``, and where their candles came
+        from. Concurrent requests with the same holes share one refill in this container."""
+        flight_key = (refill.venue.id, refill.symbol, refill.query.timeframe, *refill.missing)
+        flight = self._flights.get(flight_key)
         if flight is None:
-            flight = asyncio.create_task(
-                self._page_all(venue, symbol, query.tf_ms, query.timeframe, missing)
-            )
-            self._flights[key] = flight
-            flight.add_done_callback(lambda _t: self._flights.pop(key, None))
+            flight = asyncio.create_task(self._refill(refill))
+            self._flights[flight_key] = flight
+            flight.add_done_callback(lambda _t: self._flights.pop(flight_key, None))
         return await asyncio.shield(flight)
+
+    async def _refill(self, refill: _Refill) -> tuple[dict[str, Entry], Source]:
+        """Fetch what is missing and write the touched buckets back, once.
+
+        A refill that reaches the present takes the lease on the newest bucket first, so
+        that containers asking for the latest candles at once make one set of calls: the
+        others wait for its write (within ``LEASE_WAIT_SECONDS``) and fetch only what it
+        left missing, if anything.
+        """
+        query, buckets, missing = refill.query, refill.buckets, refill.missing
+        reaches_present = missing[-1][1] > refill.provisional_from
+        lease_key = next(reversed(buckets)) if reaches_present else None
+        leading = False
+        written: dict[str, Entry] = {}
+        if lease_key is not None:
+            theirs = await self._cache.lead_or_wait(lease_key, buckets[lease_key].entry)
+            if theirs is None:
+                leading = True
+            else:
+                buckets[lease_key] = _Bucket.load(theirs)
+                written[lease_key] = theirs.entry
+                missing = _missing(buckets, query, self._clock())
+                if not missing:
+                    return written, "l2"
+        try:
+            fetched = await self._page_all(
+                refill.venue, refill.symbol, query.tf_ms, query.timeframe, missing
+            )
+        except BaseException:
+            if leading and lease_key is not None:
+                await self._cache.release(lease_key)
+            raise
+        entries = await self._write_back(
+            buckets, refill.prefix, refill.span, fetched, refill.provisional_from
+        )
+        written.update((entry.key, entry) for entry in entries)
+        return written, "upstream"
 
     async def _page_all(
         self, venue: Venue, symbol: str, tf_ms: int, timeframe: str, missing: Sequence[Interval]
@@ -265,10 +289,9 @@ class CandleStore:
         buckets: dict[str, _Bucket],
         prefix: str,
         span: int,
-        query: CandleQuery,
         fetched: _Fetched,
         provisional_from: int,
-    ) -> None:
+    ) -> list[Entry]:
         now = self._clock()
         changed = []
         for key, bucket in buckets.items():
@@ -284,6 +307,7 @@ class CandleStore:
             bucket.entry = entry
             changed.append(entry)
         await self._cache.put_many(changed)
+        return changed
 
     def _policy(self, bucket: _Bucket) -> DataPolicy:
         if bucket.open is None:
@@ -368,6 +392,18 @@ def _longest(query: CandleQuery) -> int:
     return query.tf_ms * 31 // 30
 
 
+def _missing(buckets: Mapping[str, _Bucket], query: CandleQuery, now: int) -> list[Interval]:
+    """What ``query`` needs fetched: whatever its buckets do not cover now and, if anything,
+    the provisional candles it shows: a bucket written back drops those it was not given
+    again (they adjoin what is missing, so they cost no extra page)."""
+    wanted = (query.start, query.end)
+    missing = subtract(wanted, [iv for b in buckets.values() for iv in b.usable(now)])
+    if missing:
+        provisional = [b.open for b in buckets.values() if b.open is not None]
+        missing = merge([*missing, *clip(provisional, wanted)])
+    return missing
+
+
 def _fewest_pages(missing: Sequence[Interval], tf_ms: int, page: int) -> list[Interval]:
     """``missing`` with neighbours joined wherever one run of pages across both (and what
     lies between) takes fewer requests than paging each on its own."""
@@ -397,6 +433,20 @@ def _checked(exchange_id: str, rows: Any) -> list[Candle]:
     ):
         raise errors.UpstreamBadResponse(f"{exchange_id}: candles that could not be read")
     return [[*row[:5], row[5] if row[5] is not None else 0.0] for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _Refill:
+    """What one request needs fetched: its holes, and the buckets they fall in."""
+
+    venue: Venue
+    symbol: str
+    query: CandleQuery
+    prefix: str
+    span: int
+    buckets: dict[str, _Bucket]
+    missing: list[Interval]
+    provisional_from: int
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -10,11 +11,13 @@ from typing import Any
 import pytest
 
 from infra.exchange_sim import ExchangeSim
+from infra.local.dynamodb import DynamoDBLocal
 from market_proxy import errors
 from market_proxy.candles import BUCKET_CANDLES
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from tests.support.clock import SharedClock
+from tests.support.dynamodb_faults import dynamodb_fault_proxy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -262,6 +265,43 @@ async def test_the_age_of_an_answer_is_that_of_its_newest_candles(
     # then the answer's age is that of its newest candles, fetched just now.
     assert answer.cached.age_ms == 0
     assert answer.cached.entry.fetched_at == clock.now
+
+
+async def test_containers_asking_for_the_latest_candles_at_once_make_one_call_and_one_write(
+    settings: Settings, clock: SharedClock, sim: ExchangeSim, dynamodb_local: DynamoDBLocal
+) -> None:
+    with dynamodb_fault_proxy(dynamodb_local.endpoint) as table:
+        shared = settings.model_copy(update={"dynamodb_endpoint_url": table.url})
+        containers = [MarketData.from_settings(shared, clock) for _ in range(3)]
+        try:
+            # Given the latest hundred candles cached, their open candle past its freshness,
+            await containers[0].candles("binance", "BTC/USDT", timeframe="1m", limit=100)
+            for container in containers[1:]:
+                await container.gateway.venue("binance")
+            clock.advance(settings.ohlcv_open_ttl_seconds + 1)
+            sim.reset_calls()
+            sim.set_latency(0.3)
+            writes = table.calls("BatchWriteItem")
+
+            # when three containers get ten requests each for them at once,
+            answers = await asyncio.gather(
+                *(
+                    container.candles("binance", "BTC/USDT", timeframe="1m", limit=100)
+                    for container in containers
+                    for _ in range(10)
+                )
+            )
+        finally:
+            await asyncio.gather(*(container.close() for container in containers))
+
+    # then the exchange is asked once and the table written once: one container refreshes
+    # (its requests share that), the others wait for its write and read it;
+    assert ohlcv_calls(sim) == 1
+    assert table.calls("BatchWriteItem") - writes == 1
+    assert {answer.cached.source for answer in answers} == {"upstream", "l2"}
+    # and every answer holds the same hundred candles, up to the open one.
+    assert_contiguous(answers[0].data["candles"], OPEN - 99 * MIN, 100)
+    assert all(answer.data["candles"] == answers[0].data["candles"] for answer in answers)
 
 
 async def test_ten_thousand_candles_take_ten_pages_then_none(

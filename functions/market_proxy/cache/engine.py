@@ -222,6 +222,25 @@ class CacheEngine:
 
     # -- multi-key access, for callers that manage their own keys (candle buckets) --------
 
+    async def lead_or_wait(self, key: str, known: Entry | None) -> Cached | None:
+        """Coordinate a refresh of ``key`` with other containers: take its lease, or wait a
+        bounded time (``LEASE_WAIT_SECONDS``) for its holder's result.
+
+        Returns the fresh entry another caller wrote meanwhile, or None when this caller
+        should refresh: it holds the lease (the next write of ``key`` drops it, or
+        :meth:`release`), or waited long enough, or the store is resting.
+        """
+        if self.store is None:
+            return None
+        outcome = await self._wait_or_lead(key, known)
+        if isinstance(outcome, Cached) and outcome.entry.is_fresh(self._clock()):
+            return outcome
+        return None
+
+    async def release(self, key: str) -> None:
+        """Give up this caller's lease on ``key`` (its refresh failed); never raises."""
+        await self._release(key)
+
     async def peek_many(self, keys: Sequence[str]) -> dict[str, Cached]:
         """What is held for ``keys``, fresh or not, from memory and then the shared store.
 
