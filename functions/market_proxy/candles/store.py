@@ -1,14 +1,8 @@
 """OHLCV history through the cache: closed candles fetched once, in fixed buckets.
 
-A bucket holds up to :data:`BUCKET_CANDLES` candles of one exchange, symbol and timeframe,
-and records which time ranges of it have been fetched (``covered``), so that a known gap in
-the exchange's data is never asked for again. Closed candles never change, so covered ranges
-of closed candles stay valid for the bucket's long life; the one candle still open when it was
-fetched (``open``) is valid only while the bucket entry is fresh.
-
-A request reads its buckets in one batch, fetches only the uncovered ranges, paging through
-ccxt at the exchange's page size (the minimum number of pages for each range), and writes
-the touched buckets back.
+A request reads its buckets (``buckets.py``) in one batch, fetches only the uncovered
+ranges, paging through ccxt at the exchange's page size (the fewest pages), and writes the
+touched buckets back. Timeframes longer than a day are cached per query.
 """
 
 from __future__ import annotations
@@ -17,116 +11,25 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
 from market_proxy import errors
 from market_proxy.cache.engine import CacheEngine, now_ms
 from market_proxy.cache.entry import Cached, Entry, Source, digest, encode_json
+from market_proxy.candles.buckets import (
+    BUCKET_CANDLES,
+    Bucket,
+    Candle,
+    Fetched,
+    fewest_pages,
+    missing_ranges,
+    select_rows,
+    stale_covers,
+)
+from market_proxy.candles.query import BUCKETED_MAX_MS, CandleQuery
 from market_proxy.exchanges import ExchangeGateway, Venue
 from market_proxy.intervals import Interval, clip, merge, subtract
 from market_proxy.settings import DataPolicy, Settings
-
-BUCKET_CANDLES = 1000
-# Timeframes up to a day divide a UTC day, so their candles sit on multiples of their length
-# since the epoch; longer ones (weeks start on Monday, months vary) are cached per query.
-BUCKETED_MAX_MS = 86_400_000
-Candle = list[float]
-
-
-@dataclass(frozen=True, slots=True)
-class CandleQuery:
-    """A request made concrete: up to ``count`` candles opening from ``start`` (inclusive)
-    to ``end``; the first ones from ``start``, or (``latest``) the last ones before ``end``.
-
-    ``aligned``: candles open on multiples of the timeframe since the epoch (timeframes up
-    to a day), so ``start`` and ``end`` are candle boundaries and ``count`` is exact. Longer
-    timeframes follow each exchange's calendar (weeks from Monday or Thursday, months of
-    28 to 31 days): their bounds are the client's own.
-    """
-
-    timeframe: str
-    tf_ms: int
-    start: int
-    end: int
-    count: int
-    asked: dict[str, int | None]
-    aligned: bool = True
-    latest: bool = False
-
-
-def plan(
-    *,
-    timeframe: str,
-    tf_ms: int,
-    since: int | None,
-    until: int | None,
-    limit: int | None,
-    now: int,
-    settings: Settings,
-) -> CandleQuery:
-    """Turn ``since``/``until``/``limit`` into a range, as a user of an exchange API expects.
-
-    ``since`` alone or with ``limit``: the first candles from ``since`` (none yet when the
-    next candle has not opened). ``until`` (exclusive) alone or with ``limit``: the last
-    candles before it. Both: the range, at most ``limit`` candles from its start. Neither:
-    the latest ``limit`` candles, the open one included. Raises
-    :class:`errors.InvalidParameter` for a range that is empty, in the future or larger
-    than ``OHLCV_MAX_CANDLES``.
-    """
-    maximum = settings.ohlcv_max_candles
-    if limit is not None and not 1 <= limit <= maximum:
-        raise errors.InvalidParameter(
-            "limit", f"limit must be 1 to {maximum}", valid=f"1..{maximum}"
-        )
-    aligned = tf_ms <= BUCKETED_MAX_MS
-    # End of the open candle: aligned, it is known; else any candle opened by now counts.
-    horizon = (now // tf_ms + 1) * tf_ms if aligned else now + 1
-    if since is not None and since >= horizon:
-        raise errors.InvalidParameter("since", "since is in the future")
-    if since is not None and until is not None and until <= since:
-        raise errors.InvalidParameter("until", "until must be later than since")
-
-    def first(ts: int) -> int:
-        return _ceil(ts, tf_ms) if aligned else ts
-
-    latest = since is None
-    wanted = limit or settings.ohlcv_default_limit
-    if since is not None:
-        start = min(first(since), horizon)
-        end = horizon if until is None else min(first(until), horizon)
-        if until is None or limit is not None:
-            end = min(end, start + wanted * tf_ms) if aligned else end
-    else:
-        end = horizon if until is None else min(first(until), horizon)
-        start = max(0, end - wanted * tf_ms)
-        if end <= 0:
-            raise errors.InvalidParameter("until", "the range holds no whole candle")
-    if since is not None and until is not None and end <= start:
-        raise errors.InvalidParameter("until", "the range holds no whole candle")
-    span = (end - start) // tf_ms
-    if span > maximum:
-        raise errors.InvalidParameter(
-            "until",
-            f"the range spans {span} candles; at most {maximum} per request",
-            valid=f"at most {maximum} candles",
-        )
-    count = span if aligned else (wanted if limit is not None or until is None else span)
-    asked = {"since": since, "until": until, "limit": limit}
-    return CandleQuery(
-        timeframe=timeframe,
-        tf_ms=tf_ms,
-        start=start,
-        end=end,
-        count=count,
-        asked=asked,
-        aligned=aligned,
-        latest=latest,
-    )
-
-
-def _ceil(ts: int, step: int) -> int:
-    return -(-ts // step) * step
 
 
 class CandleStore:
@@ -164,9 +67,9 @@ class CandleStore:
         open_start = now // query.tf_ms * query.tf_ms
         provisional_from = self._provisional_from(now, query.tf_ms)
 
-        buckets = {key: _Bucket.load(held.get(key)) for key in keys}
+        buckets = {key: Bucket.load(held.get(key)) for key in keys}
         covered = [iv for b in buckets.values() for iv in b.usable(now)]
-        missing = _missing(buckets, query, now)
+        missing = missing_ranges(buckets, query, now)
         source: Source = _weakest(held.get(k) for k in keys) if keys else "l1"
         stale_reason = None
         if missing:
@@ -174,16 +77,16 @@ class CandleStore:
             try:
                 written, source = await self._refilled(refill)
             except errors.ProxyError as exc:
-                if not exc.retryable or not _stale_covers(buckets, missing, now, self._settings):
+                if not exc.retryable or not stale_covers(buckets, missing, now, self._settings):
                     raise
                 covered = [iv for b in buckets.values() for iv in b.usable_on_error(now)]
                 source, stale_reason = "stale", exc.code
             else:
                 for key, entry in written.items():
-                    buckets[key] = _Bucket.load(entry.served(source, self._clock()))
+                    buckets[key] = Bucket.load(entry.served(source, self._clock()))
                 covered = [iv for b in buckets.values() for iv in b.usable(self._clock())]
 
-        rows = _select(buckets.values(), query.start, query.end)
+        rows = select_rows(buckets.values(), query.start, query.end)
         payload = _report(venue, market, query, rows, covered, open_start)
         freshness = _freshness(
             buckets.values(),
@@ -231,9 +134,9 @@ class CandleStore:
             if theirs is None:
                 leading = True
             else:
-                buckets[lease_key] = _Bucket.load(theirs)
+                buckets[lease_key] = Bucket.load(theirs)
                 written[lease_key] = theirs.entry
-                missing = _missing(buckets, query, self._clock())
+                missing = missing_ranges(buckets, query, self._clock())
                 if not missing:
                     return written, "l2"
         try:
@@ -252,13 +155,13 @@ class CandleStore:
 
     async def _page_all(
         self, venue: Venue, symbol: str, tf_ms: int, timeframe: str, missing: Sequence[Interval]
-    ) -> _Fetched:
+    ) -> Fetched:
         """Every candle in ``missing``, paged at the exchange's page size, and what the
         exchange vouched for: a range with no candle is a gap in its data only when it sent
         candles after it; a range it sent nothing for, nor anything after, may yet fill."""
         page = venue.ohlcv_page_limit
-        fetched = _Fetched(rows=[], firm=[], tentative=[])
-        for start, end in _fewest_pages(missing, tf_ms, page):
+        fetched = Fetched(rows=[], firm=[], tentative=[])
+        for start, end in fewest_pages(missing, tf_ms, page):
             cursor = start
             while cursor < end:
                 want = min(page, (end - cursor) // tf_ms)
@@ -286,10 +189,10 @@ class CandleStore:
 
     async def _write_back(
         self,
-        buckets: dict[str, _Bucket],
+        buckets: dict[str, Bucket],
         prefix: str,
         span: int,
-        fetched: _Fetched,
+        fetched: Fetched,
         provisional_from: int,
     ) -> list[Entry]:
         now = self._clock()
@@ -309,7 +212,7 @@ class CandleStore:
         await self._cache.put_many(changed)
         return changed
 
-    def _policy(self, bucket: _Bucket) -> DataPolicy:
+    def _policy(self, bucket: Bucket) -> DataPolicy:
         if bucket.open is None:
             return self._settings.closed_candles_policy
         # Fresh only briefly for the open candle, but kept as long as the closed ones.
@@ -392,36 +295,6 @@ def _longest(query: CandleQuery) -> int:
     return query.tf_ms * 31 // 30
 
 
-def _missing(buckets: Mapping[str, _Bucket], query: CandleQuery, now: int) -> list[Interval]:
-    """What ``query`` needs fetched: whatever its buckets do not cover now and, if anything,
-    the provisional candles it shows: a bucket written back drops those it was not given
-    again (they adjoin what is missing, so they cost no extra page)."""
-    wanted = (query.start, query.end)
-    missing = subtract(wanted, [iv for b in buckets.values() for iv in b.usable(now)])
-    if missing:
-        provisional = [b.open for b in buckets.values() if b.open is not None]
-        missing = merge([*missing, *clip(provisional, wanted)])
-    return missing
-
-
-def _fewest_pages(missing: Sequence[Interval], tf_ms: int, page: int) -> list[Interval]:
-    """``missing`` with neighbours joined wherever one run of pages across both (and what
-    lies between) takes fewer requests than paging each on its own."""
-
-    def pages(interval: Interval) -> int:
-        return -(-(interval[1] - interval[0]) // tf_ms // page)
-
-    runs: list[Interval] = []
-    for interval in merge(missing):
-        if runs:
-            joined = (runs[-1][0], interval[1])
-            if pages(joined) < pages(runs[-1]) + pages(interval):
-                runs[-1] = joined
-                continue
-        runs.append(interval)
-    return runs
-
-
 def _checked(exchange_id: str, rows: Any) -> list[Candle]:
     """Candles as ``[timestamp, open, high, low, close, volume]`` numbers, or a bad response."""
     if not isinstance(rows, list) or not all(
@@ -444,102 +317,9 @@ class _Refill:
     query: CandleQuery
     prefix: str
     span: int
-    buckets: dict[str, _Bucket]
+    buckets: dict[str, Bucket]
     missing: list[Interval]
     provisional_from: int
-
-
-@dataclass(slots=True)
-class _Fetched:
-    """Candles fetched, and the ranges they answer for: ``firm`` for good (candles, or gaps
-    the exchange vouched for), ``tentative`` only briefly (nothing came, nor anything
-    after: a candle not yet published, a quiet market)."""
-
-    rows: list[Candle]
-    firm: list[Interval]
-    tentative: list[Interval]
-
-
-@dataclass
-class _Bucket:
-    rows: dict[int, Candle]
-    covered: list[Interval]
-    open: Interval | None
-    entry: Entry | None
-
-    @classmethod
-    def load(cls, cached: Cached | None) -> _Bucket:
-        if cached is None:
-            return cls(rows={}, covered=[], open=None, entry=None)
-        data = cached.payload
-        rows = {int(row[0]): row for row in data["candles"]}
-        covered = [(int(a), int(b)) for a, b in data["covered"]]
-        open_ = (int(data["open"][0]), int(data["open"][1])) if data.get("open") else None
-        return cls(rows=rows, covered=covered, open=open_, entry=cached.entry)
-
-    def usable(self, now: int) -> list[Interval]:
-        if self.open is not None and self.entry is not None and self.entry.is_fresh(now):
-            return [*self.covered, self.open]
-        return list(self.covered)
-
-    def usable_on_error(self, now: int) -> list[Interval]:
-        if self.open is not None and self.entry is not None:
-            return [*self.covered, self.open]
-        return list(self.covered)
-
-    def absorb(
-        self,
-        rows: list[Candle],
-        firm: list[Interval],
-        tentative: list[Interval],
-        provisional_from: int,
-    ) -> None:
-        """Take freshly fetched ``rows``, answering for ``firm`` and ``tentative`` ranges.
-
-        Candles from ``provisional_from`` on may still change, and tentative ranges may
-        still fill: both are kept as provisional (``open``), valid only while the bucket
-        entry is fresh. The rest of a firm range is closed history, kept for good. The
-        provisional candles held before are dropped: whatever of them an answer needed was
-        fetched again.
-        """
-        if self.open is not None:
-            for ts in [ts for ts in self.rows if self.open[0] <= ts < self.open[1]]:
-                del self.rows[ts]
-        for row in rows:
-            self.rows[int(row[0])] = [float(v) for v in row[:6]]
-        closed = [(start, min(end, provisional_from)) for start, end in firm]
-        provisional = merge(
-            [(max(start, provisional_from), end) for start, end in firm] + list(tentative)
-        )
-        self.open = (provisional[0][0], provisional[-1][1]) if provisional else None
-        self.covered = merge([*self.covered, *closed])
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "candles": [self.rows[ts] for ts in sorted(self.rows)],
-            "covered": [list(iv) for iv in self.covered],
-            "open": list(self.open) if self.open else None,
-        }
-
-
-def _stale_covers(
-    buckets: Mapping[str, _Bucket], missing: Sequence[Interval], now: int, settings: Settings
-) -> bool:
-    """Whether a recent copy of the open candle fills everything that could not be fetched."""
-    window_ms = round((settings.ohlcv_open_ttl_seconds + settings.ohlcv_sie_seconds) * 1000)
-    recent = [
-        b.open
-        for b in buckets.values()
-        if b.open is not None and b.entry is not None and now - b.entry.fetched_at < window_ms
-    ]
-    covered = [iv for b in buckets.values() for iv in b.covered] + recent
-    return all(not subtract(iv, covered) for iv in missing)
-
-
-def _select(buckets: Any, start: int, end: int) -> list[Candle]:
-    rows = [row for b in buckets for ts, row in b.rows.items() if start <= ts < end]
-    rows.sort(key=itemgetter(0))  # already in order but for a bucket just absorbed: cheap
-    return rows
 
 
 def _report(
