@@ -165,14 +165,7 @@ class CandleStore:
             cursor = start
             while cursor < end:
                 want = min(page, (end - cursor) // tf_ms)
-                raw = _checked(
-                    venue.id,
-                    await self._gateway.call(
-                        venue.id,
-                        "ohlcv",
-                        partial(venue.client.fetch_ohlcv, symbol, timeframe, cursor, want),
-                    ),
-                )
+                raw = await self._page(venue, symbol, timeframe, cursor, want)
                 batch = [row for row in raw if cursor <= row[0] < end]
                 fetched.rows.extend(batch)
                 if batch:
@@ -233,7 +226,7 @@ class CandleStore:
             f"ohlcv#{venue.id}#{symbol}#{query.timeframe}#q#"
             f"{asked['since']}#{asked['until']}#{asked['limit']}"
         )
-        everything = query.asked["since"] is not None and asked["until"] is not None
+        everything = asked["since"] is not None and asked["until"] is not None
         take = None if everything and asked["limit"] is None else query.count
         # Paged forward from ``since``, or from far enough back to hold the last ``take``
         # before the end even in months of 31 days.
@@ -267,14 +260,7 @@ class CandleStore:
         cursor = since
         # Bounded: each page moves the cursor past at least one candle.
         for _ in range(-(-max(take or query.count, 1) // page) + 2):
-            raw = _checked(
-                venue.id,
-                await self._gateway.call(
-                    venue.id,
-                    "ohlcv",
-                    partial(venue.client.fetch_ohlcv, symbol, query.timeframe, cursor, page),
-                ),
-            )
+            raw = await self._page(venue, symbol, query.timeframe, cursor, page)
             batch = [row for row in raw if cursor <= row[0] < query.end]
             rows.extend(batch)
             if not batch or len(raw) > len(batch) or int(batch[-1][0]) + 1 >= query.end:
@@ -283,6 +269,13 @@ class CandleStore:
                 break
             cursor = int(batch[-1][0]) + 1
         return rows
+
+    async def _page(
+        self, venue: Venue, symbol: str, timeframe: str, since: int, limit: int
+    ) -> list[Candle]:
+        """One page of candles from the exchange, checked."""
+        fetch = partial(venue.client.fetch_ohlcv, symbol, timeframe, since, limit)
+        return _checked(venue.id, await self._gateway.call(venue.id, "ohlcv", fetch))
 
     @property
     def _settle_ms(self) -> int:
