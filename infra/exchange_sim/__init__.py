@@ -1,4 +1,5 @@
-"""A loopback exchange answering in Binance's and Kraken's real wire formats (see README)."""
+"""A loopback exchange answering in the real wire formats of Binance, Kraken, Coinbase Exchange,
+Bybit and OKX (see README)."""
 
 from infra.exchange_sim.control import SimControl
 from infra.exchange_sim.server import CallRecord, ExchangeSim

@@ -8,9 +8,9 @@ strings, as Binance sends them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from infra.exchange_sim.frames import Frame
 from infra.exchange_sim.market_data import Market, MarketBook
 
 # Interval names as Binance spells them, in milliseconds.
@@ -31,6 +31,14 @@ INTERVALS = {
     "3d": 259_200_000,
     "1w": 604_800_000,
     "1M": 2_592_000_000,
+}
+FRAMES = {
+    name: Frame.weeks()
+    if name == "1w"
+    else Frame.calendar_months()
+    if name == "1M"
+    else (Frame.fixed(tf))
+    for name, tf in INTERVALS.items()
 }
 # Where each product lives: host, path prefix, market kind, most klines per request.
 PRODUCTS = {
@@ -136,14 +144,14 @@ def _spot_symbol(market: Market) -> dict[str, Any]:
     }
 
 
-def _futures_symbol(market: Market) -> dict[str, Any]:
+def _futures_symbol(market: Market, listed_ms: int | None) -> dict[str, Any]:
     inverse = market.kind == "inverse"
     symbol: dict[str, Any] = {
         "symbol": market.id,
         "pair": market.id.removesuffix("_PERP"),
         "contractType": "PERPETUAL",
         "deliveryDate": PERPETUAL_DELIVERY,
-        "onboardDate": 1569398400000,
+        "onboardDate": listed_ms if listed_ms is not None else 1569398400000,
         "maintMarginPercent": "2.5000",
         "requiredMarginPercent": "5.0000",
         "baseAsset": market.base,
@@ -180,7 +188,6 @@ def _futures_symbol(market: Market) -> dict[str, Any]:
 
 
 def exchange_info(book: MarketBook, kind: str) -> dict[str, Any]:
-    builder = _spot_symbol if kind == "spot" else _futures_symbol
     info: dict[str, Any] = {
         "timezone": "UTC",
         "serverTime": book.now_ms(),
@@ -194,7 +201,10 @@ def exchange_info(book: MarketBook, kind: str) -> dict[str, Any]:
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
         ],
         "exchangeFilters": [],
-        "symbols": [builder(m) for m in book.of_kind("binance", kind)],
+        "symbols": [
+            _spot_symbol(m) if kind == "spot" else _futures_symbol(m, book.listed_ms(m))
+            for m in book.of_kind("binance", kind)
+        ],
     }
     if kind != "spot":
         info["assets"] = [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}]
@@ -311,17 +321,20 @@ def klines(
     limit: int,
 ) -> list[list[Any]]:
     """Klines as Binance pages them: from ``startTime`` forward, else back from ``endTime``
-    (or now), at most ``limit``; the last one may be the open candle."""
-    tf = INTERVALS[interval]
+    (or now), at most ``limit``; the last one may be the open candle. Candles lie on
+    multiples of the interval since the epoch, but weeks open on Monday 00:00 UTC and months
+    on the 1st."""
+    frame = FRAMES[interval]
     stop = (end if end is not None else book.now_ms()) + 1
     if start is not None:
-        opens = book.existing(market, _grid(interval, start, stop))[:limit]
+        opens = book.served(market, frame, start, stop, limit=limit)
     else:
-        since = stop - (limit + 2) * (tf * 31 // 30)
-        opens = book.existing(market, _grid(interval, since, stop))[-limit:]
+        tf = INTERVALS[interval]
+        since = max(0, stop - (limit + 2) * (tf * 31 // 30))
+        opens = book.served(market, frame, since, stop, limit=limit, newest=True)
     rows = []
     for open_ms in opens:
-        length = _length(interval, open_ms)
+        length = frame.length(open_ms)
         first, high, low, close, volume = book.candle(market, length, open_ms)
         rows.append(
             [
@@ -340,38 +353,3 @@ def klines(
             ]
         )
     return rows
-
-
-_DAY_MS = 86_400_000
-_MONDAY_MS = 4 * _DAY_MS  # the epoch fell on a Thursday; Binance's weeks open on Monday
-
-
-def _grid(interval: str, start: int, stop: int) -> list[int]:
-    """Open times in [start, stop) as Binance lays candles out: on multiples of the interval
-    since the epoch, but weeks from Monday 00:00 UTC and months from the first."""
-    tf = INTERVALS[interval]
-    if interval == "1w":
-        first = -(-(start - _MONDAY_MS) // tf) * tf + _MONDAY_MS
-        return list(range(first, stop, tf))
-    if interval == "1M":
-        opens = []
-        day = datetime.fromtimestamp(max(start, 0) / 1000, UTC)
-        month = datetime(day.year, day.month, 1, tzinfo=UTC)
-        while (open_ms := int(month.timestamp() * 1000)) < stop:
-            if open_ms >= start:
-                opens.append(open_ms)
-            month = _next_month(month)
-        return opens
-    first = -(-start // tf) * tf
-    return list(range(first, stop, tf))
-
-
-def _length(interval: str, open_ms: int) -> int:
-    if interval != "1M":
-        return INTERVALS[interval]
-    month = datetime.fromtimestamp(open_ms / 1000, UTC)
-    return int(_next_month(month).timestamp() * 1000) - open_ms
-
-
-def _next_month(month: datetime) -> datetime:
-    return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)

@@ -46,3 +46,28 @@ class SimControl:
 
     def set_latency(self, seconds: float) -> None:
         self._post("latency", {"seconds": seconds})
+
+    def set_listing(
+        self, exchange_id: str, market_id: str, listed_ms: int, *, kind: str | None = None
+    ) -> None:
+        self._post(
+            "listing",
+            {"exchange": exchange_id, "market_id": market_id, "listed_ms": listed_ms, "kind": kind},
+        )
+
+    def set_history_limit(self, exchange_id: str, candles: int | None) -> None:
+        self._post("history_limit", {"exchange": exchange_id, "candles": candles})
+
+    def add_gap(self, exchange_id: str, market_id: str, start_ms: int, end_ms: int) -> None:
+        self._post(
+            "gap",
+            {
+                "exchange": exchange_id,
+                "market_id": market_id,
+                "start_ms": start_ms,
+                "end_ms": end_ms,
+            },
+        )
+
+    def reset_history(self) -> None:
+        self._post("reset_history", {})

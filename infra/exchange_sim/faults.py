@@ -1,6 +1,7 @@
 """Injected faults: what each exchange really sends when things go wrong.
 
-Per request, consumed in the order injected. Kinds:
+Per request, consumed in the order injected. Kinds (Binance's and Kraken's answers below;
+Coinbase Exchange's, Bybit's and OKX's in fault_answers.py):
 
 - ``timeout``: the request is held open (``delay_s``, default 30 s) past the client's timeout.
 - ``reset``: the connection is dropped without an answer.
@@ -16,7 +17,8 @@ Per request, consumed in the order injected. Kinds:
 - ``html_maintenance``: 503 with an HTML maintenance page (what a CDN shows during maintenance).
 - ``html_200``: 200 with an HTML page (a captive portal, or a CDN's error page sent as a 200).
 - ``empty``: 200 with a well-formed answer holding nothing (Binance ``[]``; Kraken a result
-  with no rows), as an exchange's replica that has not caught up may send.
+  with no rows; the others the empty answer of the endpoint hit), as an exchange's replica
+  that has not caught up may send.
 - ``truncated``: 200 whose body stops before its ``Content-Length``.
 """
 
@@ -24,8 +26,12 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from infra.exchange_sim.fault_answers import Canned, specific
+
+__all__ = ["KINDS", "Canned", "Fault", "FaultQueue", "canned", "truncated_body"]
 
 KINDS = (
     "timeout",
@@ -79,16 +85,6 @@ class FaultQueue:
         return None
 
 
-@dataclass(frozen=True)
-class Canned:
-    """A prepared faulty answer."""
-
-    status: int
-    body: str
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
 _BINANCE_THROTTLED = (
     "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
     "Please use the websocket for live updates to avoid polling the API."
@@ -108,9 +104,15 @@ _HTML_MAINTENANCE = (
 )
 
 
-def canned(exchange: str, fault: Fault) -> Canned:
-    """The answer an exchange sends for ``fault`` (every kind but timeout, reset, truncated)."""
+def canned(exchange: str, fault: Fault, endpoint: str = "other", now_ms: int = 0) -> Canned:
+    """The answer an exchange sends for ``fault`` (every kind but timeout, reset, truncated)
+    on ``endpoint``; throttling and bans carry the injected ``Retry-After``."""
     retry = (("Retry-After", str(fault.retry_after if fault.retry_after is not None else 1)),)
+    own = specific(exchange, fault.kind, endpoint, now_ms)
+    if own is not None:
+        if fault.kind in ("429", "418"):
+            return replace(own, headers=(*own.headers, *retry))
+        return own
     binance = exchange == "binance"
     match fault.kind:
         case "429":

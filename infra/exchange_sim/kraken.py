@@ -1,16 +1,21 @@
 """Kraken's public market-data endpoints (REST API v0), in its wire format.
 
 Followed: Kraken API reference, Market Data: "Get Asset Info" (/0/public/Assets), "Get
-Tradable Asset Pairs" (/0/public/AssetPairs), "Get Ticker Information" (/0/public/Ticker),
-"Get OHLC Data" (/0/public/OHLC) at docs.kraken.com. Every answer is wrapped in
-``{"error": [...], "result": {...}}``; OHLC serves at most the 720 most recent candles of an
-interval, whatever ``since`` asks, and always includes the current, uncommitted one.
+Tradable Asset Pairs" (/0/public/AssetPairs), "Get Ticker Information" (/0/public/Ticker, one
+pair, a comma-separated list, or every pair when none is named), "Get OHLC Data"
+(/0/public/OHLC), "Get Order Book" (/0/public/Depth, ``count`` 1 to 500, default 100) and "Get
+Recent Trades" (/0/public/Trades: trades after ``since``, in seconds or the nanosecond ``last``
+of a previous answer, oldest first, ``count`` 1 to 1000, default 1000; the latest ones without
+``since``) at docs.kraken.com. Every answer is wrapped in ``{"error": [...], "result":
+{...}}``; OHLC serves at most the 720 most recent candles of an interval, whatever ``since``
+asks, and always includes the current, uncommitted one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from infra.exchange_sim import activity
 from infra.exchange_sim.market_data import Market, MarketBook
 
 HORIZON = 720
@@ -84,9 +89,17 @@ def _s(value: float) -> str:
 
 
 def ticker(book: MarketBook, market: Market) -> dict[str, Any]:
+    return tickers(book, [market])
+
+
+def tickers(book: MarketBook, markets: list[Market]) -> dict[str, Any]:
+    return envelope({market.id: _ticker_body(book, market) for market in markets})
+
+
+def _ticker_body(book: MarketBook, market: Market) -> dict[str, Any]:
     values = book.ticker(market).as_dict()
     vwap = (values["high"] + values["low"] + values["last"]) / 3
-    body = {
+    return {
         "a": [_s(values["ask"]), "1", "1.000"],
         "b": [_s(values["bid"]), "1", "1.000"],
         "c": [_s(values["last"]), "0.00100000"],
@@ -97,7 +110,6 @@ def ticker(book: MarketBook, market: Market) -> dict[str, Any]:
         "h": [_s(values["high"]), _s(values["high"])],
         "o": _s(values["open"]),
     }
-    return envelope({market.id: body})
 
 
 def ohlc(
@@ -128,3 +140,38 @@ def ohlc(
         )
     last = (now_open - tf) // 1000
     return envelope({market.id: rows, "last": last})
+
+
+def depth(book: MarketBook, market: Market, count: int) -> dict[str, Any]:
+    bids, asks = activity.depth(book, market, count)
+    stamp = book.now_ms() // 1000
+    return envelope(
+        {
+            market.id: {
+                "asks": [[_s(price), f"{size:.6f}", stamp] for price, size in asks],
+                "bids": [[_s(price), f"{size:.6f}", stamp] for price, size in bids],
+            }
+        }
+    )
+
+
+def trades(book: MarketBook, market: Market, since_ms: int | None, count: int) -> dict[str, Any]:
+    """Trades after ``since_ms``, oldest first; the latest ``count`` without it."""
+    if since_ms is None:
+        found = activity.trades_until(book, market, None, limit=count)
+    else:
+        found = activity.trades_from(book, market, since_ms + 1, until_ms=None, limit=count)
+    rows = [
+        [
+            _s(t.price),
+            f"{t.amount:.8f}",
+            round(t.ts / 1000, 4),
+            "b" if t.side == "buy" else "s",
+            "l" if t.id % 3 else "m",
+            "",
+            t.id,
+        ]
+        for t in found
+    ]
+    last = found[-1].ts if found else (since_ms if since_ms is not None else book.now_ms())
+    return envelope({market.id: rows, "last": str(last * 1_000_000)})

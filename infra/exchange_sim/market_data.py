@@ -4,65 +4,42 @@ Candles are a pure function of (seed, exchange, market, timeframe, open time), s
 of history is the same whenever it is asked for, and a candle's close is the next one's open.
 Tickers start from the same price path and then only change when told to (``set_ticker``,
 or the random walk of the demo mode), so tests see exactly the values they set.
+
+What history an exchange holds is steered per test: a market's listing (no candle or trade
+before it), how many candles of each timeframe an exchange still serves, and gaps in its data.
+Every wire format asks :meth:`MarketBook.served` which candles exist, so all five agree.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from infra.exchange_sim.catalog import (
+    BINANCE_MARKETS,
+    KRAKEN_MARKETS,
+    NAMED,
+    SUPPORTED,
+    Market,
+    synthetic_markets,
+    unit,
+)
+from infra.exchange_sim.frames import Frame
+
+__all__ = [
+    "BINANCE_MARKETS",
+    "KRAKEN_MARKETS",
+    "SUPPORTED",
+    "Market",
+    "MarketBook",
+    "TickerState",
+    "synthetic_markets",
+]
+
 DAY_MS = 86_400_000
-
-
-@dataclass(frozen=True, slots=True)
-class Market:
-    exchange: str
-    id: str
-    kind: str  # "spot", "linear" (USDⓈ-M perpetual) or "inverse" (COIN-M perpetual)
-    base: str  # the exchange's own asset ids (Kraken: XXBT, ZUSD)
-    quote: str
-    price: float  # where its price path is centred
-
-
-BINANCE_MARKETS = (
-    Market("binance", "BTCUSDT", "spot", "BTC", "USDT", 60_000.0),
-    Market("binance", "ETHUSDT", "spot", "ETH", "USDT", 3_000.0),
-    Market("binance", "ETHBTC", "spot", "ETH", "BTC", 0.05),
-    Market("binance", "SOLUSDT", "spot", "SOL", "USDT", 150.0),
-    Market("binance", "BTCUSDT", "linear", "BTC", "USDT", 60_010.0),
-    Market("binance", "ETHUSDT", "linear", "ETH", "USDT", 3_001.0),
-    Market("binance", "BTCUSD_PERP", "inverse", "BTC", "USD", 60_005.0),
-)
-KRAKEN_MARKETS = (
-    Market("kraken", "XBTUSDT", "spot", "XXBT", "USDT", 60_002.0),
-    Market("kraken", "XXBTZUSD", "spot", "XXBT", "ZUSD", 60_001.0),
-    Market("kraken", "ETHUSDT", "spot", "XETH", "USDT", 3_000.5),
-    Market("kraken", "XETHZUSD", "spot", "XETH", "ZUSD", 3_000.2),
-)
-SUPPORTED = ("binance", "kraken")
-
-
-def _unit(*parts: object) -> float:
-    """A deterministic number in [0, 1) from ``parts``."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
-
-
-def synthetic_markets(exchange: str, count: int, seed: int) -> list[Market]:
-    """``count`` extra spot markets with made-up assets, to give markets lists real bulk."""
-    quote = "USDT"
-    markets = []
-    for index in range(count):
-        base = f"SIM{index:04d}"
-        markets.append(
-            Market(exchange, f"{base}{quote}", "spot", base, quote, 1 + 99 * _unit(seed, base))
-        )
-    return markets
 
 
 @dataclass
@@ -100,11 +77,13 @@ class MarketBook:
         self.seed = seed
         self._lock = threading.Lock()
         self.markets: dict[str, list[Market]] = {
-            "binance": [*BINANCE_MARKETS, *synthetic_markets("binance", synthetic, seed)],
-            "kraken": [*KRAKEN_MARKETS, *synthetic_markets("kraken", synthetic, seed)],
+            exchange: [*named, *synthetic_markets(exchange, synthetic, seed)]
+            for exchange, named in NAMED.items()
         }
         self._tickers: dict[tuple[str, str, str], TickerState] = {}
         self._gaps: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self._listings: dict[tuple[str, str, str | None], int] = {}
+        self._history_limits: dict[str, int] = {}
         self._clock_ms: int | None = None
 
     # -- time ---------------------------------------------------------------------------
@@ -127,11 +106,114 @@ class MarketBook:
     def of_kind(self, exchange: str, kind: str) -> list[Market]:
         return [m for m in self.markets[exchange] if m.kind == kind]
 
+    def _named(self, exchange: str, market_id: str, kind: str | None = None) -> list[Market]:
+        markets = [
+            m
+            for m in self.markets[exchange]
+            if m.id == market_id and (kind is None or m.kind == kind)
+        ]
+        if not markets:
+            raise KeyError(f"{exchange} has no market {market_id}")
+        return markets
+
+    # -- what history exists --------------------------------------------------------------
+
+    def set_listing(
+        self, exchange: str, market_id: str, listed_ms: int, *, kind: str | None = None
+    ) -> None:
+        """No candle and no trade of the market exists before ``listed_ms`` (the candle that
+        holds that instant is its first); markets answers that carry a listing time show it.
+        ``kind`` picks one market where an id names two (Binance's spot and USDT-M BTCUSDT)."""
+        self._named(exchange, market_id, kind)
+        with self._lock:
+            self._listings[(exchange, market_id, kind)] = listed_ms
+
+    def listed_ms(self, market: Market) -> int | None:
+        with self._lock:
+            exact = self._listings.get((market.exchange, market.id, market.kind))
+            return (
+                exact
+                if exact is not None
+                else self._listings.get((market.exchange, market.id, None))
+            )
+
+    def set_history_limit(self, exchange: str, candles: int | None) -> None:
+        """The exchange serves only the latest ``candles`` candles of each timeframe (older
+        windows come back empty); ``None`` serves all history again."""
+        if candles is not None and candles < 1:
+            raise ValueError("a history limit is at least one candle")
+        with self._lock:
+            if candles is None:
+                self._history_limits.pop(exchange, None)
+            else:
+                self._history_limits[exchange] = candles
+
+    def history_limit(self, exchange: str) -> int | None:
+        with self._lock:
+            return self._history_limits.get(exchange)
+
+    def add_gap(self, exchange: str, market_id: str, start_ms: int, end_ms: int) -> None:
+        """No candle opening in [start_ms, end_ms), and no trade in it, exists."""
+        with self._lock:
+            self._gaps.setdefault((exchange, market_id), []).append((start_ms, end_ms))
+
+    def in_gap(self, market: Market, ts_ms: int) -> bool:
+        with self._lock:
+            gaps = self._gaps.get((market.exchange, market.id), [])
+            return any(g0 <= ts_ms < g1 for g0, g1 in gaps)
+
+    def reset_history(self) -> None:
+        """Every market's whole history again: no listings, history limits or gaps."""
+        with self._lock:
+            self._listings.clear()
+            self._history_limits.clear()
+            self._gaps.clear()
+
+    def served(
+        self,
+        market: Market,
+        frame: Frame,
+        start_ms: int,
+        stop_ms: int,
+        *,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[int]:
+        """Open times, ascending, of the candles in [start_ms, stop_ms) that the exchange
+        holds: opened by now, listed by then, within its history limit, not in a gap. With
+        ``limit``, only the oldest ``limit`` of them (the newest with ``newest``)."""
+        now = self.now_ms()
+        with self._lock:
+            gaps = list(self._gaps.get((market.exchange, market.id), []))
+            cap = self._history_limits.get(market.exchange)
+        listed = self.listed_ms(market)
+        low = start_ms
+        if listed is not None:
+            low = max(low, frame.floor(listed))
+        if cap is not None:
+            low = max(low, frame.back(frame.floor(now), cap - 1))
+        high = min(stop_ms, now + 1)
+        found: list[int] = []
+        open_ms = frame.floor(high - 1) if newest else frame.ceil(low)
+        while (open_ms >= low if newest else open_ms < high) and len(found) != limit:
+            gap = next(((g0, g1) for g0, g1 in gaps if g0 <= open_ms < g1), None)
+            if gap is None:
+                found.append(open_ms)
+                open_ms = frame.previous(open_ms) if newest else frame.next(open_ms)
+            else:
+                open_ms = frame.floor(gap[0] - 1) if newest else frame.ceil(gap[1])
+        return sorted(found)
+
+    def candle_opens(self, market: Market, tf_ms: int, start: int, end: int) -> list[int]:
+        """Open times of the candles in [start, end) that exist, on multiples of ``tf_ms``
+        since the epoch."""
+        return self.served(market, Frame.fixed(tf_ms), start, end)
+
     # -- prices and candles -------------------------------------------------------------
 
     def price_at(self, market: Market, ts_ms: int) -> float:
         """A smooth, deterministic price path: slow and fast waves around the centre."""
-        phase = _unit(self.seed, market.exchange, market.id, market.kind) * 2 * math.pi
+        phase = unit(self.seed, market.exchange, market.id, market.kind) * 2 * math.pi
         days = ts_ms / DAY_MS
         wave = 0.04 * math.sin(2 * math.pi * days / 7 + phase) + 0.01 * math.sin(
             2 * math.pi * days * 24 + phase * 3
@@ -141,38 +223,17 @@ class MarketBook:
     def candle(
         self, market: Market, tf_ms: int, open_ms: int
     ) -> tuple[float, float, float, float, float]:
-        """(open, high, low, close, volume) of the candle that opens at ``open_ms``."""
+        """(open, high, low, close, volume) of the candle that opens at ``open_ms`` and lasts
+        ``tf_ms``; the open candle's close is the price now."""
         close_at = min(open_ms + tf_ms, max(open_ms + 1, self.now_ms()))
         first = self.price_at(market, open_ms)
         last = self.price_at(market, close_at)
-        wiggle_up = _unit(self.seed, market.id, tf_ms, open_ms, "h") * 0.002
-        wiggle_down = _unit(self.seed, market.id, tf_ms, open_ms, "l") * 0.002
+        wiggle_up = unit(self.seed, market.id, tf_ms, open_ms, "h") * 0.002
+        wiggle_down = unit(self.seed, market.id, tf_ms, open_ms, "l") * 0.002
         high = max(first, last) * (1 + wiggle_up)
         low = min(first, last) * (1 - wiggle_down)
-        volume = (0.5 + _unit(self.seed, market.id, tf_ms, open_ms, "v")) * tf_ms / 60_000
+        volume = (0.5 + unit(self.seed, market.id, tf_ms, open_ms, "v")) * tf_ms / 60_000
         return first, high, low, last, volume
-
-    def candle_opens(self, market: Market, tf_ms: int, start: int, end: int) -> list[int]:
-        """Open times of the candles in [start, end) that exist (no gap, not in the future),
-        on multiples of ``tf_ms`` since the epoch."""
-        first = -(-start // tf_ms) * tf_ms
-        return self.existing(market, range(first, end, tf_ms))
-
-    def existing(self, market: Market, opens: Iterable[int]) -> list[int]:
-        """Those of ``opens`` (ascending) whose candle exists: no gap, not in the future."""
-        now = self.now_ms()
-        gaps = self._gaps.get((market.exchange, market.id), [])
-        found = []
-        for open_ms in opens:
-            if open_ms > now:
-                break
-            if not any(g0 <= open_ms < g1 for g0, g1 in gaps):
-                found.append(open_ms)
-        return found
-
-    def add_gap(self, exchange: str, market_id: str, start_ms: int, end_ms: int) -> None:
-        with self._lock:
-            self._gaps.setdefault((exchange, market_id), []).append((start_ms, end_ms))
 
     # -- tickers ------------------------------------------------------------------------
 
@@ -191,17 +252,14 @@ class MarketBook:
                     high=round(max(last, opened) * 1.01, 8),
                     low=round(min(last, opened) * 0.99, 8),
                     open=opened,
-                    base_volume=round(1000 + 9000 * _unit(self.seed, market.id, "vol"), 4),
+                    base_volume=round(1000 + 9000 * unit(self.seed, market.id, "vol"), 4),
                 )
                 self._tickers[key] = state
             state.timestamp = self.now_ms()
             return state
 
     def set_ticker(self, exchange: str, market_id: str, values: dict[str, float]) -> None:
-        markets = [m for m in self.markets[exchange] if m.id == market_id]
-        if not markets:
-            raise KeyError(f"{exchange} has no market {market_id}")
-        for market in markets:
+        for market in self._named(exchange, market_id):
             state = self.ticker(market)
             with self._lock:
                 last = values.get("last", state.last)

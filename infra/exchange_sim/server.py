@@ -1,5 +1,5 @@
-"""The loopback exchange: an aiohttp server in a thread of its own, answering like Binance
-and Kraken under ``/<exchange>/<original host>/<original path>``.
+"""The loopback exchange: an aiohttp server in a thread of its own, answering like Binance,
+Kraken, Coinbase Exchange, Bybit and OKX under ``/<exchange>/<original host>/<original path>``.
 
 Point ccxt at it with :meth:`ExchangeSim.ccxt_options`, which rewrites the exchange's own
 ``urls['api']``; that is exactly the ``EXCHANGE_OPTIONS`` an operator would set.
@@ -13,35 +13,34 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
 
-from infra.exchange_sim import binance, kraken
+from infra.exchange_sim import (
+    binance_routes,
+    bybit_routes,
+    coinbase_routes,
+    kraken_routes,
+    okx_routes,
+)
 from infra.exchange_sim.faults import Fault, FaultQueue, canned, truncated_body
 from infra.exchange_sim.market_data import SUPPORTED, MarketBook
+from infra.exchange_sim.routing import NOT_FOUND, Call, Reply, Router
 
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     exchange: str
-    endpoint: str  # "markets" (currencies included), "ticker", "ohlcv" or "other"
+    # "markets" (currencies included), "ticker", "tickers", "ohlcv", "orderbook", "trades",
+    # "funding" or "other"
+    endpoint: str
     path: str
     params: dict[str, str]
     at: float = field(default_factory=time.time)
     headers: dict[str, str] = field(default_factory=dict)
-
-
-class _Reply(Exception):
-    """Raised by a route to answer at once (an exchange-style error)."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(status)
-        self.status = status
-        self.body = body
 
 
 class ExchangeSim:
@@ -196,6 +195,17 @@ class ExchangeSim:
     def add_gap(self, exchange_id: str, market_id: str, start_ms: int, end_ms: int) -> None:
         self.book.add_gap(exchange_id, market_id, start_ms, end_ms)
 
+    def set_listing(
+        self, exchange_id: str, market_id: str, listed_ms: int, *, kind: str | None = None
+    ) -> None:
+        self.book.set_listing(exchange_id, market_id, listed_ms, kind=kind)
+
+    def set_history_limit(self, exchange_id: str, candles: int | None) -> None:
+        self.book.set_history_limit(exchange_id, candles)
+
+    def reset_history(self) -> None:
+        self.book.reset_history()
+
     def inject(
         self,
         exchange_id: str,
@@ -218,20 +228,22 @@ class ExchangeSim:
 
     async def _exchange(self, request: web.Request) -> web.StreamResponse:
         exchange = request.match_info["exchange"]
-        host = request.match_info["host"]
-        path = "/" + request.match_info["tail"]
-        params = dict(request.query)
-        route = _ROUTES.get(exchange)
-        endpoint, handler = route(host, path) if route else ("other", None)
+        call = Call(
+            request.match_info["host"], "/" + request.match_info["tail"], dict(request.query)
+        )
+        router = _ROUTES.get(exchange)
+        route = router(call) if router else NOT_FOUND
         with self._calls_lock:
             self._calls.append(
-                CallRecord(exchange, endpoint, path, params, headers=dict(request.headers))
+                CallRecord(
+                    exchange, route.endpoint, call.path, call.params, headers=dict(request.headers)
+                )
             )
         if self._latency:
             await asyncio.sleep(self._latency)
-        fault = self._faults.take(exchange, endpoint)
-        if handler is None:
-            return web.json_response({"code": -1, "msg": f"no route {path}"}, status=404)
+        fault = self._faults.take(exchange, route.endpoint)
+        if route.handler is None:
+            return web.json_response({"code": -1, "msg": f"no route {call.path}"}, status=404)
         if fault is not None and fault.kind in ("timeout", "reset"):
             if fault.kind == "timeout":
                 await asyncio.sleep(fault.delay_s if fault.delay_s is not None else 30.0)
@@ -239,7 +251,7 @@ class ExchangeSim:
                 request.transport.abort()
             return web.Response(status=504)
         if fault is not None and fault.kind != "truncated":
-            reply = canned(exchange, fault)
+            reply = canned(exchange, fault, route.endpoint, self.book.now_ms())
             return web.Response(
                 status=reply.status,
                 text=reply.body,
@@ -247,8 +259,8 @@ class ExchangeSim:
                 headers=dict(reply.headers),
             )
         try:
-            payload = await handler(self, host, params)
-        except _Reply as answer:
+            payload = route.handler(self.book, call)
+        except Reply as answer:
             return web.json_response(answer.body, status=answer.status)
         if fault is not None:  # truncated
             return await _truncated(request, payload)
@@ -270,14 +282,23 @@ class ExchangeSim:
             self.inject(data.pop("exchange"), data.pop("fault"), **data)
         elif action == "clock":
             self.set_clock(data.get("now_ms"))
+        elif action == "listing":
+            self.set_listing(
+                data["exchange"], data["market_id"], int(data["listed_ms"]), kind=data.get("kind")
+            )
+        elif action == "history_limit":
+            self.set_history_limit(data["exchange"], data.get("candles"))
+        elif action == "gap":
+            self.add_gap(
+                data["exchange"], data["market_id"], int(data["start_ms"]), int(data["end_ms"])
+            )
+        elif action == "reset_history":
+            self.reset_history()
         elif action == "latency":
             self.set_latency(float(data["seconds"]))
         else:
             return web.json_response({"error": f"unknown action {action}"}, status=404)
         return web.json_response({"ok": True})
-
-
-Handler = Callable[[ExchangeSim, str, dict[str, str]], Awaitable[Any]]
 
 
 async def _truncated(request: web.Request, payload: Any) -> web.StreamResponse:
@@ -291,122 +312,12 @@ async def _truncated(request: web.Request, payload: Any) -> web.StreamResponse:
     return response
 
 
-# -- Binance ------------------------------------------------------------------------------
-
-
-def _binance_route(host: str, path: str) -> tuple[str, Handler | None]:
-    if host == binance.SAPI_HOST and path in _BINANCE_SIGNED:
-        return "markets", _BINANCE_SIGNED[path]
-    for (product_host, prefix), (_kind, _max) in binance.PRODUCTS.items():
-        if host == product_host and path.startswith(prefix):
-            tail = path[len(prefix) :]
-            if tail == "/exchangeInfo":
-                return "markets", _binance_markets
-            if tail == "/ticker/24hr":
-                return "ticker", _binance_ticker
-            if tail == "/klines":
-                return "ohlcv", _binance_klines
-    return "other", None
-
-
-def _binance_product(host: str) -> tuple[str, int]:
-    for (product_host, _prefix), product in binance.PRODUCTS.items():
-        if host == product_host:
-            return product
-    raise _Reply(404, {"code": -1, "msg": "unknown host"})
-
-
-def _binance_market(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-    kind, _ = _binance_product(host)
-    market = sim.book.find("binance", params.get("symbol", ""), kind)
-    if market is None:
-        raise _Reply(400, {"code": -1121, "msg": "Invalid symbol."})
-    return market
-
-
-async def _binance_markets(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-    kind, _ = _binance_product(host)
-    return binance.exchange_info(sim.book, kind)
-
-
-def _signed(answer: Callable[[MarketBook], Any]) -> Handler:
-    async def handler(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-        # The secret is not known here, so only the signature's presence is checked.
-        if "signature" not in params or "timestamp" not in params:
-            raise _Reply(
-                400, {"code": -1102, "msg": "Mandatory parameter 'signature' was not sent."}
-            )
-        return answer(sim.book)
-
-    return handler
-
-
-async def _binance_ticker(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-    return binance.ticker_24hr(sim.book, _binance_market(sim, host, params))
-
-
-async def _binance_klines(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-    market = _binance_market(sim, host, params)
-    _, most = _binance_product(host)
-    interval = params.get("interval", "")
-    if interval not in binance.INTERVALS:
-        raise _Reply(400, {"code": -1120, "msg": "Invalid interval."})
-    limit = int(params.get("limit", "500"))
-    if not 1 <= limit <= most:
-        raise _Reply(400, {"code": -1130, "msg": "Invalid data sent for a parameter."})
-    start = int(params["startTime"]) if "startTime" in params else None
-    end = int(params["endTime"]) if "endTime" in params else None
-    return binance.klines(sim.book, market, interval, start=start, end=end, limit=limit)
-
-
-# -- Kraken -------------------------------------------------------------------------------
-
-
-def _kraken_route(host: str, path: str) -> tuple[str, Handler | None]:
-    return {
-        "/0/public/Assets": ("markets", _kraken_assets),
-        "/0/public/AssetPairs": ("markets", _kraken_pairs),
-        "/0/public/Ticker": ("ticker", _kraken_ticker),
-        "/0/public/OHLC": ("ohlcv", _kraken_ohlc),
-    }.get(path, ("other", None))
-
-
-async def _kraken_assets(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-    return kraken.assets(sim.book)
-
-
-async def _kraken_pairs(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-    return kraken.asset_pairs(sim.book)
-
-
-def _kraken_market(sim: ExchangeSim, params: dict[str, str]) -> Any:
-    market = sim.book.find("kraken", params.get("pair", ""))
-    if market is None:
-        raise _Reply(200, kraken.error("EQuery:Unknown asset pair"))
-    return market
-
-
-async def _kraken_ticker(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-    return kraken.ticker(sim.book, _kraken_market(sim, params))
-
-
-async def _kraken_ohlc(sim: ExchangeSim, host: str, params: dict[str, str]) -> Any:
-    market = _kraken_market(sim, params)
-    interval = int(params.get("interval", "1"))
-    if interval not in kraken.INTERVALS_MIN:
-        raise _Reply(200, kraken.error("EGeneral:Invalid arguments"))
-    since = int(params["since"]) if params.get("since") else None
-    return kraken.ohlc(sim.book, market, interval, since)
-
-
-_BINANCE_SIGNED: dict[str, Handler] = {
-    binance.CAPITAL_CONFIG: _signed(binance.capital_config),
-    binance.MARGIN_PAIRS: _signed(binance.margin_pairs),
-    binance.ISOLATED_MARGIN_PAIRS: _signed(lambda book: binance.margin_pairs(book, isolated=True)),
-}
-_ROUTES: dict[str, Callable[[str, str], tuple[str, Handler | None]]] = {
-    "binance": _binance_route,
-    "kraken": _kraken_route,
+_ROUTES: dict[str, Router] = {
+    "binance": binance_routes.route,
+    "kraken": kraken_routes.route,
+    "coinbaseexchange": coinbase_routes.route,
+    "bybit": bybit_routes.route,
+    "okx": okx_routes.route,
 }
 assert set(_ROUTES) == set(SUPPORTED)
 
