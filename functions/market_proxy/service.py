@@ -1,4 +1,5 @@
-"""The MarketData service: what every entry point (API, stream, warmer) calls.
+"""The MarketData service: the one facade every transport (REST, streams, MCP tools, the
+warmer) calls, and nothing reaches past.
 
 It validates what a client asked for against the exchange's own markets and capabilities,
 answers from the cache and goes upstream only when the cache cannot serve.
@@ -6,92 +7,72 @@ answers from the cache and goes upstream only when the cache cannot serve.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from market_proxy import errors
-from market_proxy.cache.dynamodb import make_store
-from market_proxy.cache.engine import CacheEngine, now_ms
+from market_proxy import errors, normalize
+from market_proxy.answers import Answer
+from market_proxy.cache.client import make_store
+from market_proxy.cache.dynamodb import DynamoDBStore
+from market_proxy.cache.engine import ReadThrough
 from market_proxy.cache.entry import Cached
+from market_proxy.cache.leases import Leases
 from market_proxy.cache.memory import MemoryTier
-from market_proxy.cache.store import CacheStore, CacheUnavailable
+from market_proxy.cache.shared import Outage, SharedTier, Tiers
 from market_proxy.candles import CandleStore, plan
+from market_proxy.clock import now_ms
 from market_proxy.demand import DemandLog
-from market_proxy.exchanges import ExchangeGateway, Venue, exchange_class, ohlcv_page_limit
+from market_proxy.exchanges.clients import exchange_class
+from market_proxy.exchanges.gateway import ExchangeGateway, ohlcv_page_limit
+from market_proxy.keys import DemandKey, Kind, MarketKey, SeriesKey
 from market_proxy.observability import logger
 from market_proxy.settings import Settings, SettingsError
 
-_TICKER_FIELDS = {
-    "bid": "bid",
-    "ask": "ask",
-    "last": "last",
-    "open": "open",
-    "high": "high",
-    "low": "low",
-    "close": "close",
-    "vwap": "vwap",
-    "base_volume": "baseVolume",
-    "quote_volume": "quoteVolume",
-    "change": "change",
-    "percentage": "percentage",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A payload with its freshness, ready for any transport."""
-
-    data: dict[str, Any]
-    cached: Cached
-
-    def freshness(self) -> dict[str, Any]:
-        """How fresh the data is, as every answer reports it."""
-        cached = self.cached
-        timestamp = self.data.get("timestamp")
-        return {
-            "source": cached.source,
-            "fetched_at": cached.entry.fetched_at,
-            "age_ms": cached.age_ms,
-            "fresh_until": cached.entry.fresh_until,
-            "stale": cached.is_stale,
-            "stale_reason": cached.stale_reason,
-            "exchange_timestamp": timestamp if isinstance(timestamp, int) else None,
-        }
-
-    def body(self) -> dict[str, Any]:
-        """The data with its freshness: the JSON every transport sends."""
-        return {**self.data, "freshness": self.freshness()}
+Loader = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class MarketData:
     def __init__(
-        self, settings: Settings, store: CacheStore | None, clock: Callable[[], int] = now_ms
+        self,
+        settings: Settings,
+        store: DynamoDBStore | None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.clock = clock
-        self.cache = CacheEngine(
-            store,
-            MemoryTier(settings.memory_cache_max_bytes),
-            lease_s=settings.lease_seconds,
-            lease_wait_s=settings.lease_wait_seconds,
-            negative_ttl_s=settings.negative_ttl_seconds,
-            refresh_in_background=settings.refresh_in_background,
-            store_backoff_s=settings.cache_store_backoff_seconds,
-            clock=clock,
-        )
-        self.gateway = ExchangeGateway(settings, self.cache, clock)
         unknown = [ex for ex in settings.exchanges if exchange_class(ex) is None]
         if unknown:
             raise SettingsError(f"EXCHANGES names exchanges ccxt does not know: {unknown}")
-        self.candle_store = CandleStore(settings, self.cache, self.gateway, clock)
-        self.demand = DemandLog(self.cache, clock, flush_every_s=settings.demand_flush_seconds)
+        self.settings = settings
+        self.clock = clock
+        outage = Outage(settings.cache_store_backoff_seconds, clock)
+        self._shared = SharedTier(store, outage)
+        self._memory = MemoryTier(settings.memory_cache_max_bytes)
+        self._leases = Leases(
+            self._shared,
+            lease_s=settings.lease_seconds,
+            wait_s=settings.lease_wait_seconds,
+            clock=clock,
+        )
+        self._cache = ReadThrough(
+            self._memory,
+            self._shared,
+            self._leases,
+            negative_ttl_s=settings.negative_ttl_seconds,
+            refresh_in_background=settings.refresh_in_background,
+            clock=clock,
+        )
+        self._gateway = ExchangeGateway(settings, self._cache, clock)
+        tiers = Tiers(self._memory, self._shared, clock)
+        self._candles = CandleStore(
+            settings, self._cache, tiers, self._leases, self._gateway, clock
+        )
+        self._demand = DemandLog(store, outage, clock, flush_every_s=settings.demand_flush_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], int] = now_ms) -> MarketData:
         """The service wired to DynamoDB as configured (the cold-start path)."""
         return cls(settings, make_store(settings), clock)
+
+    # -- market data ---------------------------------------------------------------------
 
     async def ticker(self, exchange: str, symbol: str) -> Answer:
         """The ticker of one market, at most ``TICKER_TTL_SECONDS`` old unless marked stale.
@@ -100,33 +81,9 @@ class MarketData:
         many callers ask at once, in this container or in others.
         """
         key, load = await self._ticker_source(exchange, symbol)
-        cached = await self.cache.get(key, self.settings.ticker_policy, load)
+        cached = await self._cache.get(key, self.settings.ticker_policy, load)
         await self._noted(key)
-        return Answer(cached.payload, cached)
-
-    async def warm_ticker(
-        self, exchange: str, symbol: str, *, unless_fresh_for_s: float = 0.0
-    ) -> Cached | None:
-        """Refresh one ticker in the cache unless it stays fresh that long (for warmers)."""
-        key, load = await self._ticker_source(exchange, symbol)
-        return await self.cache.refresh(
-            key, self.settings.ticker_policy, load, unless_fresh_for_s=unless_fresh_for_s
-        )
-
-    async def _ticker_source(
-        self, exchange: str, symbol: str
-    ) -> tuple[str, Callable[[], Awaitable[dict[str, Any]]]]:
-        venue = await self.gateway.venue(exchange)
-        market = venue.symbols.resolve(venue.id, symbol)
-        self._require(venue, "fetchTicker")
-
-        async def load() -> dict[str, Any]:
-            raw = await self.gateway.call(
-                venue.id, "ticker", lambda: venue.client.fetch_ticker(market["symbol"])
-            )
-            return normalize_ticker(venue.id, market, raw)
-
-        return f"ticker#{venue.id}#{market['symbol']}", load
+        return Answer.cached(cached)
 
     async def candles(
         self,
@@ -139,9 +96,9 @@ class MarketData:
         limit: int | None = None,
     ) -> Answer:
         """OHLCV candles; see :meth:`CandleStore.candles` for what it costs upstream."""
-        venue = await self.gateway.venue(exchange)
-        market = venue.symbols.resolve(venue.id, symbol)
-        self._require(venue, "fetchOHLCV")
+        venue = await self._gateway.venue(exchange)
+        market = venue.market(symbol)
+        venue.require("fetchOHLCV")
         timeframes = venue.client.timeframes or {}
         if timeframe not in timeframes:
             raise errors.InvalidParameter(
@@ -157,15 +114,27 @@ class MarketData:
             now=self.clock(),
             settings=self.settings,
         )
-        data, cached = await self.candle_store.candles(venue, market, query)
-        await self._noted(f"ohlcv#{venue.id}#{market['symbol']}#{timeframe}")
-        return Answer(data, cached)
+        answer = await self._candles.candles(venue, market, query)
+        await self._noted(SeriesKey(venue.id, market["symbol"], timeframe))
+        return answer
+
+    async def resolve(self, exchange: str, symbols: Sequence[str]) -> tuple[str, list[str]]:
+        """The exchange's allow-listed id and the canonical symbol of each market named
+        (each once, in order), for transports that ask repeatedly (streams).
+
+        Raises :class:`errors.ProxyError` for an unknown exchange or market.
+        """
+        venue = await self._gateway.venue(exchange)
+        canonical = [venue.market(symbol)["symbol"] for symbol in symbols]
+        return venue.id, list(dict.fromkeys(canonical))
+
+    # -- what the service offers --------------------------------------------------------
 
     def exchanges(self) -> list[dict[str, Any]]:
         """What each allow-listed exchange offers; no upstream call."""
         described = []
         for exchange_id in self.settings.exchanges:
-            client = self.gateway.client(exchange_id)
+            client = self._gateway.client(exchange_id)
             has = client.has or {}
             described.append(
                 {
@@ -182,27 +151,74 @@ class MarketData:
     async def health(self, *, deep: bool) -> dict[str, Any]:
         """Liveness and, per exchange, whether this container is calling it (its circuit);
         with ``deep``, whether the cache table answers. Never raises, never calls upstream."""
-        circuits = {ex: self.gateway.circuits.state(ex) for ex in self.settings.exchanges}
+        circuits = {ex: self._gateway.circuits.state(ex) for ex in self.settings.exchanges}
         report: dict[str, Any] = {
             "status": "ok" if set(circuits.values()) == {"closed"} else "degraded",
             "exchanges": list(self.settings.exchanges),
             "circuits": circuits,
         }
         if deep:
-            if self.store is None:
+            problem = await self._shared.check()
+            if problem == "disabled":
                 report["cache"] = {"status": "disabled"}
+            elif problem is None:
+                report["cache"] = {"status": "ok", "table": self.settings.table_name}
             else:
-                try:
-                    await self.store.ping()
-                    report["cache"] = {"status": "ok", "table": self.settings.table_name}
-                except CacheUnavailable as exc:
-                    report["status"] = "degraded"
-                    report["cache"] = {"status": "unavailable", "reason": exc.reason}
+                report["status"] = "degraded"
+                report["cache"] = {"status": "unavailable", "reason": problem}
         return report
 
+    # -- warming ------------------------------------------------------------------------
+
+    async def load_markets(self, exchange: str) -> int:
+        """Load an exchange's markets now (from the table's snapshot when it is fresh), so
+        that later calls need not; returns how many markets it lists.
+
+        Raises :class:`errors.ProxyError`.
+        """
+        venue = await self._gateway.venue(exchange)
+        return len(venue.symbols)
+
+    async def warm_markets(self, exchange: str, *, unless_fresh_for_s: float) -> Cached | None:
+        """Refresh an exchange's markets snapshot unless it stays fresh that long.
+
+        Returns None when nothing was needed. Raises :class:`errors.ProxyError`.
+        """
+        return await self._gateway.warm_markets(exchange, unless_fresh_for_s=unless_fresh_for_s)
+
+    async def demand_key(self, key: DemandKey) -> DemandKey:
+        """``key`` with its symbol in canonical form (as demand is tallied), so that a
+        symbol typed in ``WARM_TARGETS`` and the same market asked for by clients are one key.
+
+        Raises :class:`errors.ProxyError` for an unknown exchange or market.
+        """
+        venue = await self._gateway.venue(key.exchange)
+        symbol = venue.market(key.symbol)["symbol"]
+        if isinstance(key, SeriesKey):
+            return SeriesKey(venue.id, symbol, key.timeframe)
+        return MarketKey(key.kind, venue.id, symbol)
+
+    async def warm_ticker(
+        self, exchange: str, symbol: str, *, unless_fresh_for_s: float = 0.0
+    ) -> Cached | None:
+        """Refresh one ticker in the cache unless it stays fresh that long (for warmers).
+
+        Returns None when nothing was needed or another container is refreshing it.
+        """
+        key, load = await self._ticker_source(exchange, symbol)
+        return await self._cache.refresh(
+            key, self.settings.ticker_policy, load, unless_fresh_for_s=unless_fresh_for_s
+        )
+
+    async def most_asked(self, limit: int) -> list[tuple[DemandKey, int]]:
+        """The keys clients asked for most this hour and the last (none without the table)."""
+        return await self._demand.most_asked(limit)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
     async def close(self) -> None:
-        await self.cache.close()
-        await self.gateway.close()
+        await self._cache.close()
+        await self._gateway.close()
 
     async def prepare_snapshot(self) -> None:
         """Before a SnapStart snapshot: load every allow-listed exchange's markets (from the
@@ -213,54 +229,38 @@ class MarketData:
         """
         for exchange_id in self.settings.exchanges:
             try:
-                await self.gateway.venue(exchange_id)
+                await self.load_markets(exchange_id)
             except errors.ProxyError as exc:
                 logger.warning(
                     "markets not loaded before the snapshot",
                     extra={"exchange": exchange_id, "code": exc.code},
                 )
-        await self.gateway.suspend()
-        if self.store is not None:
-            self.store.disconnect()
+        await self._gateway.suspend()
+        self._shared.disconnect()
 
     async def restored(self) -> None:
         """After a SnapStart restore: what a container must not share with the others
         restored from the same snapshot is made anew (lease identity, HTTP sessions), and
         what the snapshot remembers of the exchanges' health is forgotten (circuits)."""
-        self.cache.renew_identity()
-        self.gateway.circuits.reset()
-        self.gateway.resume()
+        self._leases.renew_identity()
+        self._gateway.circuits.reset()
+        self._gateway.resume()
 
-    async def _noted(self, key: str) -> None:
-        self.demand.note(key)
-        await self.demand.maybe_flush()
+    # -- helpers ------------------------------------------------------------------------
 
-    @staticmethod
-    def _require(venue: Venue, capability: str) -> None:
-        if not (venue.client.has or {}).get(capability):
-            raise errors.NotSupported(f"{venue.id} does not offer {capability}")
+    async def _ticker_source(self, exchange: str, symbol: str) -> tuple[MarketKey, Loader]:
+        venue = await self._gateway.venue(exchange)
+        market = venue.market(symbol)
+        venue.require("fetchTicker")
 
+        async def load() -> dict[str, Any]:
+            raw = await self._gateway.call(
+                venue.id, "ticker", lambda: venue.client.fetch_ticker(market["symbol"])
+            )
+            return normalize.ticker(venue.id, market, raw)
 
-def normalize_ticker(
-    exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The public shape of a ticker: ccxt's unified fields, named in snake case.
+        return MarketKey(Kind.TICKER, venue.id, market["symbol"]), load
 
-    Raises :class:`errors.UpstreamBadResponse` when the exchange's answer holds no price:
-    ccxt's lenient parsers turn an unreadable body into a ticker of nulls.
-    """
-    ticker: dict[str, Any] = {
-        "exchange": exchange_id,
-        "symbol": market["symbol"],
-        "market_id": market["id"],
-        "timestamp": raw.get("timestamp"),
-        "datetime": raw.get("datetime"),
-    }
-    for name, source in _TICKER_FIELDS.items():
-        value = raw.get(source)
-        ticker[name] = float(value) if isinstance(value, int | float) else None
-    if ticker["last"] is None and (ticker["bid"] is None or ticker["ask"] is None):
-        raise errors.UpstreamBadResponse(
-            f"{exchange_id}: the ticker of {market['symbol']} has no price"
-        )
-    return ticker
+    async def _noted(self, key: DemandKey) -> None:
+        self._demand.note(key)
+        await self._demand.maybe_flush()

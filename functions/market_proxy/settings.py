@@ -28,11 +28,6 @@ class DataPolicy(BaseModel):
     swr_s: float = Field(default=0.0, ge=0)
     sie_s: float = Field(default=0.0, ge=0)
 
-    @property
-    def keep_s(self) -> float:
-        """How long an item is worth keeping at all: past this it is garbage."""
-        return self.fresh_s + max(self.swr_s, self.sie_s)
-
 
 class Settings(BaseModel):
     """Every knob of the service. Environment names are the field names upper-cased."""
@@ -46,9 +41,6 @@ class Settings(BaseModel):
     dynamodb_timeout_s: float = Field(default=1.0, gt=0)
     # Call DynamoDB on the event loop's thread: only where one request is served at a time.
     dynamodb_calls_on_loop: bool = False
-    # Read items on the wire directly instead of through boto3 (cache/direct.py); off where
-    # boto3 must carry every call (an HTTP proxy to the table, an in-process mock).
-    dynamodb_direct_reads: bool = True
 
     # Which exchanges, and how ccxt talks to them.
     exchanges: tuple[str, ...] = ("binance", "kraken")

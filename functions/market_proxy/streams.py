@@ -20,23 +20,10 @@ from typing import Any
 
 from market_proxy import errors
 from market_proxy.cache.entry import encode_json
+from market_proxy.models import TICKER_STATE
 from market_proxy.observability import count
 from market_proxy.service import MarketData
 
-# The fields whose change makes an event; a new exchange timestamp alone does not.
-_CHANGE_FIELDS = (
-    "bid",
-    "ask",
-    "last",
-    "open",
-    "high",
-    "low",
-    "close",
-    "base_volume",
-    "quote_volume",
-    "change",
-    "percentage",
-)
 _ID_SEPARATOR = "."
 _FINGERPRINT_CHARS = 8
 MAX_SYMBOLS = 20
@@ -64,7 +51,7 @@ class StreamLimits:
 
 def fingerprint(ticker: dict[str, Any]) -> str:
     """A short digest of what a subscriber would see change."""
-    values = json.dumps([ticker.get(name) for name in _CHANGE_FIELDS], separators=(",", ":"))
+    values = json.dumps([ticker.get(name) for name in TICKER_STATE], separators=(",", ":"))
     return hashlib.blake2b(values.encode(), digest_size=4).hexdigest()
 
 
@@ -83,11 +70,13 @@ def parse_last_event_id(header: str | None, count_: int) -> list[str | None]:
 
 
 def event(name: str, data: Any, *, event_id: str | None = None, retry_ms: int | None = None) -> str:
+    """One SSE event; ``data`` is JSON already encoded, or a value to encode."""
     lines = [] if retry_ms is None else [f"retry: {retry_ms}"]
     if event_id is not None:
         lines.append(f"id: {event_id}")
     lines.append(f"event: {name}")
-    lines.append(f"data: {encode_json(data).decode()}")
+    encoded = data if isinstance(data, bytes) else encode_json(data)
+    lines.append(f"data: {encoded.decode()}")
     return "\n".join(lines) + "\n\n"
 
 
@@ -107,11 +96,9 @@ async def ticker_events(
     comment when nothing was sent for ``heartbeat_s``; finally a ``reconnect`` event.
     Cancelled (client gone), it stops at once.
     """
-    venue = await service.gateway.venue(exchange)
-    markets = [venue.symbols.resolve(venue.id, symbol) for symbol in symbols]
-    canonical = list(dict.fromkeys(m["symbol"] for m in markets))  # one spelling per market
+    exchange_id, canonical = await service.resolve(exchange, symbols)
     held = parse_last_event_id(last_event_id, len(canonical))
-    return _run(service, venue.id, canonical, held, limits)
+    return _run(service, exchange_id, canonical, held, limits)
 
 
 async def _run(
@@ -160,7 +147,9 @@ async def _run(
                     if mark == held[index]:
                         continue
                     held[index] = mark
-                    yield event("ticker", answer.body(), event_id=_event_id(held), retry_ms=retry)
+                    yield event(
+                        "ticker", answer.body_json(), event_id=_event_id(held), retry_ms=retry
+                    )
                     retry = None
                     count("StreamEvents")
                     next_heartbeat = time.monotonic() + limits.heartbeat_s

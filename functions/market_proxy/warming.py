@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from market_proxy import errors
+from market_proxy.cache.entry import Cached
+from market_proxy.keys import DemandKey, Kind, MarketKey, MarketsKey, SeriesKey
 from market_proxy.observability import count, latency, logger
 from market_proxy.service import MarketData
 from market_proxy.settings import SettingsError
@@ -32,6 +34,14 @@ class Target:
     exchange: str
     symbols: tuple[str, ...]
     timeframes: tuple[str, ...] = ()
+
+    def demand_keys(self) -> list[DemandKey]:
+        """The keys this target names, symbols as written (the service makes them canonical)."""
+        keys: list[DemandKey] = []
+        for symbol in self.symbols:
+            keys.append(MarketKey(Kind.TICKER, self.exchange, symbol))
+            keys.extend(SeriesKey(self.exchange, symbol, tf) for tf in self.timeframes)
+        return keys
 
 
 def parse_targets(text: str) -> list[Target]:
@@ -129,7 +139,22 @@ class WarmReport:
         }
 
 
-Job = tuple[str, str, Callable[[], Awaitable[bool]]]  # (exchange, key, work)
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How a run tells time and waits: the monotonic clock and ``asyncio.sleep``, unless a
+    test drives time itself."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One piece of warming: ``label`` names it in the report (a cache key's text)."""
+
+    exchange: str
+    label: str
+    work: Callable[[], Awaitable[bool]]
 
 
 async def warm(
@@ -142,8 +167,10 @@ async def warm(
     top_keys: int,
     period_s: float,
     ticker_loop_s: float = 0.0,
+    pacing: Pacing = Pacing(),
 ) -> WarmReport:
-    """Warm what ``targets`` and recent demand name, until ``deadline`` (``time.monotonic``).
+    """Warm what ``targets`` and recent demand name, until ``deadline`` (``pacing``'s
+    monotonic clock).
 
     Cost upstream per run, at most: one markets download per exchange whose snapshot would
     expire before the next run; one ticker request per symbol; per timeframe, one candle
@@ -151,32 +178,46 @@ async def warm(
     run then keeps its tickers fresh for that long: one more request per ticker each time
     it is about to expire (``ticker_loop_s / TICKER_TTL_SECONDS`` per ticker per run).
     """
-    started = time.monotonic()
+    started = pacing.monotonic()
     report = WarmReport()
-    jobs = _target_jobs(service, targets, candles)
-    for key, _asked in await service.demand.most_asked(top_keys):
-        job = _demand_job(service, key, candles)
-        if job is not None and job[1] not in {k for _, k, _ in jobs}:
-            jobs.append(job)
-
-    exchanges = list(dict.fromkeys(exchange for exchange, _, _ in jobs))
-    markets_jobs: list[Job] = [
-        (exchange, f"markets#{exchange}", _markets(service, exchange, period_s))
+    asked = [key for key, _times in await service.most_asked(top_keys)]
+    wanted = [key for target in targets for key in target.demand_keys()]
+    exchanges = list(dict.fromkeys(key.exchange for key in (*wanted, *asked)))
+    markets_jobs = [
+        Job(exchange, MarketsKey(exchange).text, _markets(service, exchange, period_s))
         for exchange in exchanges
     ]
-    await _run_all(markets_jobs, report, deadline, concurrency)
-    broken = {e["exchange"] for e in report.failed if e["key"].startswith("markets#")}
-    for exchange, key, _ in jobs:
-        if exchange in broken:
-            report.skipped.append({"key": key, "exchange": exchange, "reason": "markets_failed"})
-    live = [j for j in jobs if j[0] not in broken]
-    await _run_all(live, report, deadline, concurrency)
-    if ticker_loop_s > 0:
-        tickers = [j for j in live if j[1].startswith("ticker#") and j[1] not in _failed(report)]
-        end = min(deadline, started + ticker_loop_s)
-        report.ticker_refreshes = await _keep_fresh(service, tickers, end, concurrency)
+    await _run_all(markets_jobs, report, deadline, concurrency, pacing)
+    broken = {f["exchange"] for f in report.failed}
 
-    report.duration_ms = round((time.monotonic() - started) * 1000)
+    keys: dict[str, DemandKey] = {}
+    for key in (*wanted, *asked):  # targets first, then demand: one job per market
+        if key.exchange in broken:
+            report.skipped.append(
+                {"key": key.text, "exchange": key.exchange, "reason": "markets_failed"}
+            )
+            continue
+        try:
+            canonical = await service.demand_key(key)
+        except errors.ProxyError as exc:
+            report.failed.append(
+                {"key": key.text, "exchange": key.exchange, "code": exc.code, "detail": exc.detail}
+            )
+            continue
+        keys.setdefault(canonical.text, canonical)
+    jobs = [Job(key.exchange, key.text, _work(service, key, candles)) for key in keys.values()]
+    await _run_all(jobs, report, deadline, concurrency, pacing)
+    if ticker_loop_s > 0:
+        failed = {f["key"] for f in report.failed}
+        tickers = [
+            key
+            for key in keys.values()
+            if isinstance(key, MarketKey) and key.kind is Kind.TICKER and key.text not in failed
+        ]
+        end = min(deadline, started + ticker_loop_s)
+        report.ticker_refreshes = await _keep_fresh(service, tickers, end, concurrency, pacing)
+
+    report.duration_ms = round((pacing.monotonic() - started) * 1000)
     count("WarmedKeys", len(report.warmed))
     count("WarmFailures", len(report.failed))
     count("WarmSkipped", len(report.skipped))
@@ -186,76 +227,45 @@ async def warm(
     return report
 
 
-def _failed(report: WarmReport) -> set[str]:
-    return {f["key"] for f in report.failed}
-
-
-async def _keep_fresh(service: MarketData, tickers: list[Job], end: float, concurrency: int) -> int:
+async def _keep_fresh(
+    service: MarketData, tickers: list[MarketKey], end: float, concurrency: int, pacing: Pacing
+) -> int:
     """Refresh each ticker just before it expires, until ``end``; returns how many refreshes."""
     ttl = service.settings.ticker_ttl_seconds
     tick = max(0.1, ttl / 4)
     gate = asyncio.Semaphore(max(1, concurrency))
     refreshes = 0
 
-    async def refresh(exchange: str, key: str) -> None:
+    async def refresh(key: MarketKey) -> None:
         nonlocal refreshes
-        symbol = key.split("#", 2)[2]
         async with gate:
             try:
-                cached = await service.warm_ticker(exchange, symbol, unless_fresh_for_s=tick * 2)
+                cached = await service.warm_ticker(
+                    key.exchange, key.symbol, unless_fresh_for_s=tick * 2
+                )
             except errors.ProxyError as exc:
-                logger.info("ticker refresh failed", extra={"key": key, "code": exc.code})
+                logger.info("ticker refresh failed", extra={"key": key.text, "code": exc.code})
                 return
         if cached is not None and not cached.is_stale:
             refreshes += 1
 
-    while time.monotonic() + tick < end:
-        cycle = time.monotonic()
-        await asyncio.gather(*(refresh(exchange, key) for exchange, key, _ in tickers))
-        await asyncio.sleep(max(0.0, tick - (time.monotonic() - cycle)))
+    while pacing.monotonic() + tick < end:
+        cycle = pacing.monotonic()
+        await asyncio.gather(*(refresh(key) for key in tickers))
+        await pacing.sleep(max(0.0, tick - (pacing.monotonic() - cycle)))
     return refreshes
 
 
-def _target_jobs(service: MarketData, targets: list[Target], candles: int) -> list[Job]:
-    jobs: list[Job] = []
-    for target in targets:
-        for symbol in target.symbols:
-            jobs.append(
-                (
-                    target.exchange,
-                    f"ticker#{target.exchange}#{symbol}",
-                    _ticker(service, target.exchange, symbol),
-                )
-            )
-            for timeframe in target.timeframes:
-                key = f"ohlcv#{target.exchange}#{symbol}#{timeframe}"
-                jobs.append(
-                    (
-                        target.exchange,
-                        key,
-                        _candles(service, target.exchange, symbol, timeframe, candles),
-                    )
-                )
-    return jobs
-
-
-def _demand_job(service: MarketData, key: str, candles: int) -> Job | None:
-    kind, _, rest = key.partition("#")
-    exchange, _, rest = rest.partition("#")
-    if exchange not in service.settings.exchanges:
-        return None
-    if kind == "ticker" and rest:
-        return exchange, key, _ticker(service, exchange, rest)
-    symbol, _, timeframe = rest.rpartition("#")
-    if kind == "ohlcv" and symbol and timeframe:
-        return exchange, key, _candles(service, exchange, symbol, timeframe, candles)
-    return None
+def _work(service: MarketData, key: DemandKey, candles: int) -> Callable[[], Awaitable[bool]]:
+    if isinstance(key, SeriesKey):
+        return _candles(service, key.exchange, key.symbol, key.timeframe, candles)
+    return _ticker(service, key.exchange, key.symbol)
 
 
 def _markets(service: MarketData, exchange: str, period_s: float) -> Callable[[], Awaitable[bool]]:
     async def work() -> bool:
         # Refreshed while a run still has time to spare, so no container ever downloads.
-        cached = await service.gateway.warm_markets(exchange, unless_fresh_for_s=2 * period_s)
+        cached = await service.warm_markets(exchange, unless_fresh_for_s=2 * period_s)
         return _warmed(cached)
 
     return work
@@ -273,30 +283,36 @@ def _candles(
 ) -> Callable[[], Awaitable[bool]]:
     async def work() -> bool:
         answer = await service.candles(exchange, symbol, timeframe=timeframe, limit=limit)
-        if answer.cached.is_stale:
-            raise errors.rebuild(answer.cached.stale_reason or "upstream_error", "served stale")
-        return answer.cached.source == "upstream"
+        if answer.freshness.is_stale:
+            reason = answer.freshness.stale_reason or "upstream_error"
+            raise errors.rebuild(reason, "served stale")
+        return answer.freshness.source == "upstream"
 
     return work
 
 
-def _warmed(cached: Any) -> bool:
+def _warmed(cached: Cached | None) -> bool:
     if cached is not None and cached.is_stale:
-        raise errors.rebuild(cached.stale_reason or "upstream_error", "the refresh failed")
+        raise errors.rebuild(
+            cached.freshness.stale_reason or "upstream_error", "the refresh failed"
+        )
     return cached is not None
 
 
-async def _run_all(jobs: list[Job], report: WarmReport, deadline: float, concurrency: int) -> None:
+async def _run_all(
+    jobs: list[Job], report: WarmReport, deadline: float, concurrency: int, pacing: Pacing
+) -> None:
     gate = asyncio.Semaphore(max(1, concurrency))
 
-    async def run(exchange: str, key: str, work: Callable[[], Awaitable[bool]]) -> None:
+    async def run(job: Job) -> None:
+        exchange, key = job.exchange, job.label
         async with gate:
-            if time.monotonic() >= deadline:
+            if pacing.monotonic() >= deadline:
                 report.skipped.append({"key": key, "exchange": exchange, "reason": "deadline"})
                 return
             try:
-                remaining = max(0.1, deadline - time.monotonic())
-                did_work = await asyncio.wait_for(work(), timeout=remaining)
+                remaining = max(0.1, deadline - pacing.monotonic())
+                did_work = await asyncio.wait_for(job.work(), timeout=remaining)
             except errors.ProxyError as exc:
                 report.failed.append(
                     {"key": key, "exchange": exchange, "code": exc.code, "detail": exc.detail}
@@ -318,4 +334,4 @@ async def _run_all(jobs: list[Job], report: WarmReport, deadline: float, concurr
             else:
                 (report.warmed if did_work else report.fresh).append(key)
 
-    await asyncio.gather(*(run(*job) for job in jobs))
+    await asyncio.gather(*(run(job) for job in jobs))

@@ -10,7 +10,7 @@ import pytest
 
 from infra.exchange_sim import ExchangeSim
 from infra.local.dynamodb import DynamoDBLocal
-from market_proxy.cache.engine import now_ms
+from market_proxy.clock import now_ms
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from tests.support.lambda_api import LambdaApi, Reply, lambda_api_on_new_table

@@ -11,7 +11,8 @@ import pytest
 from infra.exchange_sim import ExchangeSim
 from market_proxy.api.app import create_app
 from market_proxy.api.problems import PROBLEM_JSON
-from market_proxy.api.schemas import Candles, Problem, Ticker
+from market_proxy.api.schemas import Problem
+from market_proxy.models import Candles, Ticker
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from market_proxy.streams import MAX_EVENT_ID_LENGTH, MAX_SYMBOLS

@@ -50,8 +50,8 @@ def test_three_invocations_reuse_one_exchange_client_and_load_markets_once(
     assert body(responses[2])["freshness"]["source"] == "l1"
     assert sim.calls("binance", "markets") == 3, "spot, linear, inverse: once"
     assert sim.calls("binance", "ticker") == 2
-    client = module.service.gateway.client("binance")
-    assert client is module.service.gateway.client("binance")
+    client = module.service._gateway.client("binance")
+    assert client is module.service._gateway.client("binance")
     assert client.session is not None
     assert not client.session.closed
 

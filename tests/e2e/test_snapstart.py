@@ -67,7 +67,7 @@ def test_the_snapshot_holds_markets_but_no_open_connection(
 ) -> None:
     run_hooks(snapshot_restore_py.get_before_snapshot())
 
-    gateway = published.service.gateway
+    gateway = published.service._gateway
     for exchange in ("binance", "kraken"):
         client = gateway.client(exchange)
         assert client.markets, exchange
@@ -102,7 +102,7 @@ def test_the_snapshot_holds_no_open_connection_to_the_table(
         # and a restored container opens new ones and answers from the table.
         run_hooks(snapshot_restore_py.get_after_restore())
         first = module.handler(rest_event("/ticker/binance/BTC-USDT"), LambdaContext())
-        module.service.cache.memory.clear()
+        module.service._memory.clear()
         second = module.handler(rest_event("/ticker/binance/BTC-USDT"), LambdaContext())
         assert (first["statusCode"], second["statusCode"]) == (200, 200)
         assert second["headers"]["x-cache"] == "l2"
@@ -114,7 +114,7 @@ def test_a_restored_container_answers_on_new_connections_without_loading_markets
 ) -> None:
     run_hooks(snapshot_restore_py.get_before_snapshot())
     markets_calls = sim.calls(endpoint="markets")
-    owner_in_snapshot = published.service.cache._owner
+    owner_in_snapshot = published.service._leases.owner
 
     run_hooks(snapshot_restore_py.get_after_restore())
     sim.set_ticker("binance", "BTCUSDT", last=64000.5, bid=64000.0, ask=64001.0)
@@ -123,11 +123,11 @@ def test_a_restored_container_answers_on_new_connections_without_loading_markets
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["last"] == 64000.5
     assert sim.calls(endpoint="markets") == markets_calls
-    client = published.service.gateway.client("binance")
+    client = published.service._gateway.client("binance")
     assert client.session is not None
     assert not client.session.closed
     # Containers restored from one snapshot must not share a lease identity.
-    assert published.service.cache._owner != owner_in_snapshot
+    assert published.service._leases.owner != owner_in_snapshot
 
 
 def test_an_exchange_that_fails_before_the_snapshot_does_not_stop_it(
@@ -140,4 +140,4 @@ def test_an_exchange_that_fails_before_the_snapshot_does_not_stop_it(
     response = published.handler(rest_event("/ticker/kraken/XBTUSDT"), LambdaContext())
 
     assert response["statusCode"] == 200
-    assert not published.service.gateway.client("binance").markets
+    assert not published.service._gateway.client("binance").markets

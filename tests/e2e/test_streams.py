@@ -14,8 +14,8 @@ from httpx_sse import ServerSentEvent, connect_sse
 
 from infra.exchange_sim import ExchangeSim
 from market_proxy.api.app import create_app
-from market_proxy.api.schemas import Ticker
 from market_proxy.api.streaming import MAX_SYMBOLS_TEXT
+from market_proxy.models import Ticker
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from market_proxy.streams import MAX_EVENT_ID_LENGTH, MAX_SYMBOLS, streams_open
@@ -72,50 +72,60 @@ def test_a_stream_sends_a_retry_hint_then_the_ticker_with_an_id(url: str, sim: E
 def test_an_event_comes_only_when_the_ticker_changes_and_heartbeats_fill_the_silence(
     url: str, sim: ExchangeSim
 ) -> None:
+    # Given a ticker that holds still,
     sim.set_ticker("binance", "ETHUSDT", last=3500.0)
     lines: list[str] = []
-
-    def move_price_later() -> None:
-        time.sleep(1.6)
-        sim.set_ticker("binance", "ETHUSDT", last=3600.0)
-
-    mover = threading.Thread(target=move_price_later)
-    started = time.monotonic()
+    moved = False
     with (
         httpx.Client(base_url=url, timeout=10) as client,
         client.stream("GET", "/sse/ticker/binance/ETH-USDT") as response,
     ):
-        mover.start()
         for line in response.iter_lines():
             lines.append(line)
+            # when the stream has gone quiet long enough for a heartbeat, the price moves,
+            if line.startswith(": heartbeat") and not moved:
+                sim.set_ticker("binance", "ETHUSDT", last=3600.0)
+                moved = True
             if '"last":3600.0' in line:
                 break
-            assert time.monotonic() - started < 8, "the price change never arrived"
-    mover.join()
+    # then the stream sent one event per state and only heartbeats while nothing changed.
     data = [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
     assert [d["last"] for d in data] == [3500.0, 3600.0], (
         "one event per change, none while unchanged"
     )
-    assert any(line.startswith(": heartbeat") for line in lines)
+    first_heartbeat = next(i for i, line in enumerate(lines) if line.startswith(": heartbeat"))
+    assert not [line for line in lines[:first_heartbeat] if '"last":3600.0' in line]
 
 
 def test_a_client_resuming_with_last_event_id_is_not_sent_what_it_has(
     url: str, sim: ExchangeSim
 ) -> None:
+    # Given a client that holds the latest event of a ticker,
     sim.set_ticker("kraken", "XXBTZUSD", last=65000.0)
     (first,) = events(url, "/sse/ticker/kraken/BTC-USD")
-    sim.set_ticker("kraken", "XXBTZUSD", last=65000.0)
-
-    def move_price_later() -> None:
-        time.sleep(1.2)
-        sim.set_ticker("kraken", "XXBTZUSD", last=65100.0)
-
-    mover = threading.Thread(target=move_price_later)
-    mover.start()
-    (resumed,) = events(url, "/sse/ticker/kraken/BTC-USD", headers={"Last-Event-ID": first.id})
-    mover.join()
-    assert resumed.json()["last"] == 65100.0
-    assert resumed.id != first.id
+    seen: list[str] = []
+    moved = False
+    # when it reconnects with that event's id,
+    with (
+        httpx.Client(base_url=url, timeout=10) as client,
+        client.stream(
+            "GET", "/sse/ticker/kraken/BTC-USD", headers={"Last-Event-ID": first.id}
+        ) as response,
+    ):
+        for line in response.iter_lines():
+            seen.append(line)
+            # (once the stream has shown it has nothing new to send, the price moves)
+            if line.startswith(": heartbeat") and not moved:
+                sim.set_ticker("kraken", "XXBTZUSD", last=65100.0)
+                moved = True
+            if line.startswith("data: "):
+                break
+    # then the first event it is sent is the change, not what it already had.
+    data = [json.loads(line[len("data: ") :]) for line in seen if line.startswith("data: ")]
+    assert [d["last"] for d in data] == [65100.0]
+    ids = [line[len("id: ") :] for line in seen if line.startswith("id: ")]
+    assert ids
+    assert ids[-1] != first.id
 
 
 def test_several_symbols_share_one_stream_and_its_ids(url: str) -> None:
@@ -155,32 +165,39 @@ def test_fifty_subscribers_of_one_symbol_cost_what_one_does(url: str, sim: Excha
     with httpx.Client(base_url=url, timeout=10) as warm:
         warm.get("/ticker/binance/BTC-USDT")
     sim.reset_calls()
+    subscribers = 50
     stop = threading.Event()
-    received: list[int] = []
+    received = [0] * subscribers
+    first_event = [threading.Event() for _ in range(subscribers)]
 
-    def subscribe() -> None:
+    def subscribe(index: int) -> None:
         with (
-            httpx.Client(base_url=url, timeout=10) as client,
+            httpx.Client(base_url=url, timeout=30) as client,
             client.stream("GET", "/sse/ticker/binance/BTC-USDT") as response,
         ):
             for line in response.iter_lines():
                 if line.startswith("data: "):
-                    received.append(1)
+                    received[index] += 1
+                    first_event[index].set()
                 if stop.is_set():
                     break
 
-    threads = [threading.Thread(target=subscribe) for _ in range(50)]
+    # Given fifty subscribers of one symbol, each listening until every one has its ticker,
+    threads = [threading.Thread(target=subscribe, args=(i,)) for i in range(subscribers)]
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    time.sleep(2.0)
+    deadline = started + 60
+    everyone = all(event.wait(max(0.0, deadline - time.monotonic())) for event in first_event)
     stop.set()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=30)
     calls = sim.calls("binance", "ticker")
     lasted = time.monotonic() - started
-    assert len(received) >= 50
-    # Fresh for 0.2 s: at most one ticker call per window while they listened, plus the first.
+    # then each was sent the ticker,
+    assert everyone, f"subscribers without an event: {received.count(0)}"
+    # and, fresh for 0.2 s, the exchange was asked at most once per window while they
+    # listened (plus the first), as one subscriber alone would have asked it.
     assert calls <= lasted / 0.2 + 1
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from infra.checks.template import lint, transformed
 from infra.local.template import load_template
-from market_proxy.cache.dynamodb import TTL_ATTRIBUTE
+from market_proxy.cache.codec import TTL_ATTRIBUTE
 
 
 @cache

@@ -64,7 +64,7 @@ async def test_the_first_request_pages_the_minimum_and_the_repeat_makes_no_call(
     sim.reset_calls()
     again = await market.candles("binance", "BTC/USDT", timeframe="1m", limit=3000)
     assert ohlcv_calls(sim) == 0
-    assert again.cached.source == "l1"
+    assert again.freshness.source == "l1"
     assert again.data["candles"] == first.data["candles"]
 
 
@@ -79,7 +79,7 @@ async def test_another_container_reads_the_buckets_from_dynamodb(
     finally:
         await other.close()
     assert sim.calls("binance") == 0
-    assert again.cached.source == "l2"
+    assert again.freshness.source == "l2"
     assert again.data["candles"] == first.data["candles"]
 
 
@@ -209,13 +209,15 @@ async def test_an_empty_answer_for_past_candles_is_not_kept_as_a_gap(
     # Given an exchange that answers once with no candles at all for a range of the past
     # (nothing in it, nothing after it: no evidence that the range is a gap),
     start = EDGE - 300 * MIN
-    await market.gateway.venue("binance")
+    await market.load_markets("binance")
     sim.inject("binance", "empty", endpoint="ohlcv")
     empty = await market.candles("binance", "ETH/BTC", timeframe="1m", since=start, limit=30)
 
     # when it is asked again once that answer's brief freshness is over,
     assert empty.data["candles"] == []
-    assert empty.cached.entry.fresh_until <= clock.now + settings.ohlcv_open_ttl_seconds * 1000
+    assert (
+        empty.freshness.lifetime.fresh_until <= clock.now + settings.ohlcv_open_ttl_seconds * 1000
+    )
     clock.advance(settings.ohlcv_open_ttl_seconds + 1)
     sim.reset_calls()
     whole = await market.candles("binance", "ETH/BTC", timeframe="1m", since=start, limit=30)
@@ -242,7 +244,7 @@ async def test_latest_candles_of_a_quiet_market_are_fresh_only_briefly(
     # an open candle (never a month), and the repeat is served without a call;
     assert answer.data["gaps"] == [[OPEN - 3 * MIN, OPEN + MIN]]
     assert answer.data["returned"]["candles"] == 6
-    fresh_s = (answer.cached.entry.fresh_until - clock.now) / 1000
+    fresh_s = (answer.freshness.lifetime.fresh_until - clock.now) / 1000
     assert 0 < fresh_s <= settings.ohlcv_open_ttl_seconds
     assert ohlcv_calls(sim) == 0
     assert repeat.data == answer.data
@@ -263,8 +265,8 @@ async def test_the_age_of_an_answer_is_that_of_its_newest_candles(
     answer = await market.candles("binance", "BTC/USDT", timeframe="1m", limit=300)
 
     # then the answer's age is that of its newest candles, fetched just now.
-    assert answer.cached.age_ms == 0
-    assert answer.cached.entry.fetched_at == clock.now
+    assert answer.freshness.age_ms == 0
+    assert answer.freshness.lifetime.fetched_at == clock.now
 
 
 async def test_containers_asking_for_the_latest_candles_at_once_make_one_call_and_one_write(
@@ -277,7 +279,7 @@ async def test_containers_asking_for_the_latest_candles_at_once_make_one_call_an
             # Given the latest hundred candles cached, their open candle past its freshness,
             await containers[0].candles("binance", "BTC/USDT", timeframe="1m", limit=100)
             for container in containers[1:]:
-                await container.gateway.venue("binance")
+                await container.load_markets("binance")
             clock.advance(settings.ohlcv_open_ttl_seconds + 1)
             sim.reset_calls()
             sim.set_latency(0.3)
@@ -298,7 +300,7 @@ async def test_containers_asking_for_the_latest_candles_at_once_make_one_call_an
     # (its requests share that), the others wait for its write and read it;
     assert ohlcv_calls(sim) == 1
     assert table.calls("BatchWriteItem") - writes == 1
-    assert {answer.cached.source for answer in answers} == {"upstream", "l2"}
+    assert {answer.freshness.source for answer in answers} == {"upstream", "l2"}
     # and every answer holds the same hundred candles, up to the open one.
     assert_contiguous(answers[0].data["candles"], OPEN - 99 * MIN, 100)
     assert all(answer.data["candles"] == answers[0].data["candles"] for answer in answers)
@@ -340,15 +342,15 @@ async def test_a_stale_open_candle_is_served_marked_when_the_exchange_fails(
     clock.advance(settings.ohlcv_open_ttl_seconds + 1)
     sim.inject("binance", "503", endpoint="ohlcv", times=3)
     stale = await market.candles("binance", "BTC/USDT", timeframe="1m", limit=10)
-    assert stale.cached.source == "stale"
-    assert stale.cached.stale_reason == "upstream_unavailable"
+    assert stale.freshness.source == "stale"
+    assert stale.freshness.stale_reason == "upstream_unavailable"
     assert stale.data["candles"] == fresh.data["candles"]
 
 
 async def test_without_anything_cached_an_exchange_failure_is_raised(
     market: MarketData, sim: ExchangeSim
 ) -> None:
-    await market.gateway.venue("binance")
+    await market.load_markets("binance")
     sim.inject("binance", "503", endpoint="ohlcv", times=3)
     with pytest.raises(errors.UpstreamUnavailable):
         await market.candles("binance", "BTC/USDT", timeframe="1m", limit=10)

@@ -11,8 +11,10 @@ import pytest
 from infra.exchange_sim import ExchangeSim
 from infra.local.dynamodb import DynamoDBLocal
 from market_proxy import errors
-from market_proxy.cache.engine import now_ms
-from market_proxy.service import Answer, MarketData
+from market_proxy.answers import Answer
+from market_proxy.cache.client import make_store
+from market_proxy.clock import now_ms
+from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from tests.support.clock import SharedClock
 from tests.support.emf import metric_total
@@ -175,8 +177,7 @@ def test_an_open_circuit_is_this_containers_own_and_holds_no_other_up(
     assert api.get(f"/ticker/kraken/{paused}").json()["code"] == "circuit_open"
     # then the table holds neither an error nor a lease for that ticker,
     key = f"ticker#kraken#{paused.removesuffix('USDT')}/USDT"
-    assert container.store is not None
-    stored = api.run(container.store.get(key, consistent=True))
+    stored = api.run(make_store(container.settings).get(key, consistent=True))
     assert stored is not None
     assert (stored.error, stored.lease_owner) == (None, None)
     # and another container, whose circuit is closed, fetches it at once.

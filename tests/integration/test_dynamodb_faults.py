@@ -15,7 +15,8 @@ from botocore.exceptions import ClientError
 
 from infra.exchange_sim import ExchangeSim
 from infra.local.dynamodb import DynamoDBLocal, free_port, local_client
-from market_proxy.cache.engine import now_ms
+from market_proxy.cache.client import make_store
+from market_proxy.clock import now_ms
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from tests.support.clock import SharedClock
@@ -56,31 +57,26 @@ def proxy(dynamodb_local: DynamoDBLocal) -> Iterator[DynamoDBFaultProxy]:
         yield proxy
 
 
-def container(
-    api: LambdaApi, sim: ExchangeSim, endpoint: str, *, direct_reads: bool = True
-) -> MarketData:
+def container(api: LambdaApi, sim: ExchangeSim, endpoint: str) -> MarketData:
     """A new container whose table is reached at ``endpoint``."""
     settings: Settings = api.module.service.settings.model_copy(
         update={
             "dynamodb_endpoint_url": endpoint,
             "dynamodb_timeout_s": TIMEOUT_S,
-            "dynamodb_direct_reads": direct_reads,
         }
     )
     return api.container(settings, SharedClock(now_ms(), sim), own_store=True)
 
 
-@pytest.mark.parametrize("reads", ["direct", "boto3"])
 @pytest.mark.parametrize("fault", list(WHOLE_TABLE))
 def test_a_table_failing_as_a_whole_costs_one_failed_call_and_tickers_still_answer(
-    api: LambdaApi, sim: ExchangeSim, proxy: DynamoDBFaultProxy, fault: str, reads: str
+    api: LambdaApi, sim: ExchangeSim, proxy: DynamoDBFaultProxy, fault: str
 ) -> None:
-    # Given a container whose table fails on every operation, whichever way it reads,
-    direct_reads = reads == "direct"
+    # Given a container whose table fails on every operation,
     if fault == DOWN:
-        container(api, sim, f"http://127.0.0.1:{free_port()}", direct_reads=direct_reads)
+        container(api, sim, f"http://127.0.0.1:{free_port()}")
     else:
-        container(api, sim, proxy.url, direct_reads=direct_reads)
+        container(api, sim, proxy.url)
         proxy.fail(fault)
 
     # when clients ask for two tickers (the first also needs the exchange's markets),
@@ -129,7 +125,8 @@ def test_an_entry_the_table_refuses_is_still_served_and_the_table_stays_in_use(
     assert [record["rest_s"] for record in records] == [0, 0]
     assert metric_total(printed.getvalue(), "CacheStoreErrors") == 2
     # and the refresh lease the put would have dropped does not hold other containers up.
-    stored = api.run(api.module.service.store.get("ticker#binance#SOL/USDT", consistent=True))
+    table = make_store(api.module.service.settings)
+    stored = api.run(table.get("ticker#binance#SOL/USDT", consistent=True))
     assert stored is not None
     assert stored.lease_owner is None
     assert stored.entry is None

@@ -21,7 +21,7 @@ import pytest
 
 from infra.exchange_sim import ExchangeSim
 from infra.local.dynamodb import DynamoDBLocal
-from market_proxy.cache.engine import now_ms
+from market_proxy.clock import now_ms
 from market_proxy.settings import Settings
 from tests.support.clock import SharedClock
 from tests.support.emf import metric_total

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from infra.exchange_sim import ExchangeSim
-from market_proxy.cache.engine import now_ms
+from market_proxy.cache.client import make_store
+from market_proxy.clock import now_ms
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from tests.support.interpreter import run_fresh
@@ -40,7 +41,7 @@ CRASHED = 70  # the holder's exit status when it dies holding the lease
 HOLDER = """
 import asyncio, json, os, sys, time
 
-from market_proxy.cache.dynamodb import make_store
+from market_proxy.cache.client import make_store
 from market_proxy.cache.entry import Entry
 from market_proxy.settings import Settings
 
@@ -61,7 +62,7 @@ async def main(key, mode, write_after_s, payload):
     await asyncio.sleep(write_after_s)
     entry = Entry.create(key, json.loads(payload), settings.ticker_policy, now_ms())
     await store.put(entry)
-    print(json.dumps({"written": entry.fetched_at}), flush=True)
+    print(json.dumps({"written": entry.lifetime.fetched_at}), flush=True)
 
 
 asyncio.run(main(*sys.argv[1:3], float(sys.argv[3]), sys.argv[4]))
@@ -141,7 +142,7 @@ async def containers(settings: Settings, count: int = 1) -> AsyncIterator[list[M
     services = [MarketData.from_settings(settings) for _ in range(count)]
     try:
         for service in services:
-            await service.gateway.venue("binance")
+            await service.load_markets("binance")
         yield services
     finally:
         await asyncio.gather(*(service.close() for service in services))
@@ -169,10 +170,10 @@ async def test_a_crashed_holders_lease_delays_a_request_only_until_it_lapses(
         started = time.monotonic()
         answer = await service.ticker("binance", "BTC/USDT")
         elapsed = time.monotonic() - started
-        stored = await service.cache.store.get(KEY) if service.cache.store else None
+        stored = await make_store(shared).get(KEY)
     # then it is answered from the exchange, correctly, soon after the lease lapsed
     # (not at the end of LEASE_WAIT_SECONDS),
-    assert answer.cached.source == "upstream"
+    assert answer.freshness.source == "upstream"
     assert answer.data["last"] == 64_321.5
     assert elapsed < shared.lease_wait_seconds - 1.0
     # with one call, made once the dead holder's lease had lapsed,
@@ -203,7 +204,7 @@ async def test_behind_a_long_lease_of_a_crashed_holder_a_request_waits_only_leas
     # then it waits LEASE_WAIT_SECONDS for the holder's value, no more, then asks the
     # exchange itself, once, while the dead holder's lease still stands.
     assert shared.lease_wait_seconds <= elapsed < shared.lease_wait_seconds + 1.5
-    assert answer.cached.source == "upstream"
+    assert answer.freshness.source == "upstream"
     assert answer.data["last"] == 64_400.25
     calls = ticker_calls_at(sim)
     assert len(calls) == 1
@@ -229,7 +230,7 @@ async def test_once_a_crashed_holders_lease_lapses_one_waiting_container_alone_c
     assert len(calls) == 1
     assert calls[0] * 1000 >= lease.until
     # its requests share that call, the others read its value from the table,
-    per_container = [{a.cached.source for a in answers[i : i + 10]} for i in range(0, 30, 10)]
+    per_container = [{a.freshness.source for a in answers[i : i + 10]} for i in range(0, 30, 10)]
     assert sorted(",".join(sorted(sources)) for sources in per_container) == [
         "l2",
         "l2",
@@ -258,7 +259,7 @@ async def test_while_a_live_holder_refreshes_a_waiting_request_answers_from_l2_w
         answer = await service.ticker("binance", "BTC/USDT")
         elapsed = time.monotonic() - started
     # then it waits for the holder's value and answers with it, from the table,
-    assert answer.cached.source == "l2"
+    assert answer.freshness.source == "l2"
     assert answer.data == written
     assert 0.5 < elapsed < shared.lease_wait_seconds
     # without a call of its own to the exchange.

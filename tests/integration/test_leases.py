@@ -10,9 +10,9 @@ import pytest
 
 from infra.local.dynamodb import DynamoDBLocal, local_client
 from market_proxy.cache.dynamodb import DynamoDBStore
-from market_proxy.cache.engine import CacheEngine
-from market_proxy.cache.memory import MemoryTier
+from market_proxy.keys import Kind, MarketKey
 from market_proxy.settings import DataPolicy
+from tests.support.engine import read_through
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 POLICY = DataPolicy(fresh_s=2, swr_s=10, sie_s=60)
@@ -30,12 +30,10 @@ async def test_concurrent_misses_in_several_containers_make_one_upstream_call(
         return {"last": 1.0}
 
     store = DynamoDBStore(local_client(dynamodb_local.endpoint), table)  # type: ignore[arg-type]
-    containers = [
-        CacheEngine(store, MemoryTier(1_000_000), lease_s=5, lease_wait_s=3, negative_ttl_s=60)
-        for _ in range(4)
-    ]
+    containers = [read_through(store) for _ in range(4)]
+    key = MarketKey(Kind.TICKER, "binance", "BTC/USDT")
     answers = await asyncio.gather(
-        *(c.get("ticker#binance#BTC/USDT", POLICY, upstream) for c in containers for _ in range(25))
+        *(c.get(key, POLICY, upstream) for c in containers for _ in range(25))
     )
     assert calls == 1
     assert {a.source for a in answers} == {"upstream", "l2"}

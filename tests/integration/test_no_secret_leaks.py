@@ -23,7 +23,7 @@ from infra.exchange_sim import ExchangeSim
 from infra.exchange_sim.faults import KINDS
 from infra.local.dynamodb import DynamoDBLocal
 from market_proxy.api.app import create_app
-from market_proxy.cache.engine import now_ms
+from market_proxy.clock import now_ms
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings, SettingsError
 from tests.support.clock import SharedClock

@@ -8,8 +8,10 @@ import pytest
 
 from infra.exchange_sim import ExchangeSim
 from market_proxy import errors
+from market_proxy.clock import now_ms
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
+from tests.support.clock import SharedClock
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -32,7 +34,7 @@ async def test_a_ticker_carries_exactly_what_the_exchange_sent(
     assert answer.data["base_volume"] is not None
     assert answer.data["quote_volume"] is not None
     assert isinstance(answer.data["timestamp"], int)
-    assert answer.cached.source == "upstream"
+    assert answer.freshness.source == "upstream"
 
 
 @pytest.mark.parametrize(
@@ -59,27 +61,30 @@ async def test_a_repeat_within_freshness_makes_no_upstream_call(
     await service.ticker("binance", "ETH/USDT")
     sim.reset_calls()
     again = await service.ticker("binance", "ETH-USDT")
-    assert again.cached.source == "l1"
+    assert again.freshness.source == "l1"
     assert sim.calls("binance") == 0
 
 
 async def test_after_freshness_exactly_one_upstream_call(
     settings: Settings, sim: ExchangeSim
 ) -> None:
-    service = MarketData.from_settings(settings.model_copy(update={"ticker_ttl_seconds": 0.3}))
+    clock = SharedClock(now_ms(), sim)
+    service = MarketData.from_settings(
+        settings.model_copy(update={"ticker_ttl_seconds": 0.3}), clock
+    )
     try:
         await service.ticker("binance", "BTC/USDT")
         sim.reset_calls()
-        await asyncio.sleep(0.35)
+        clock.advance(0.35)
         later = await asyncio.gather(*(service.ticker("binance", "BTC/USDT") for _ in range(20)))
     finally:
         await service.close()
     assert sim.calls("binance", "ticker") == 1
     assert sim.calls("binance", "markets") == 0
-    sources = [answer.cached.source for answer in later]
+    sources = [answer.freshness.source for answer in later]
     assert sources.count("upstream") >= 1, "the refresher waits for the exchange"
-    stale = [answer for answer in later if answer.cached.source == "stale"]
-    assert all(answer.cached.stale_reason == "revalidating" for answer in stale), (
+    stale = [answer for answer in later if answer.freshness.source == "stale"]
+    assert all(answer.freshness.stale_reason == "revalidating" for answer in stale), (
         "the others need not"
     )
 
@@ -95,14 +100,14 @@ async def test_a_second_container_answers_from_dynamodb(
     finally:
         await first.close()
         await second.close()
-    assert answer.cached.source == "l2"
+    assert answer.freshness.source == "l2"
     assert sim.calls("kraken") == 0, "markets from the snapshot, ticker from the table"
 
 
 async def test_two_hundred_concurrent_misses_make_one_upstream_call(
     service: MarketData, sim: ExchangeSim
 ) -> None:
-    await service.gateway.venue("binance")
+    await service.load_markets("binance")
     sim.reset_calls()
     sim.set_latency(0.05)
     answers = await asyncio.gather(*(service.ticker("binance", "BTC/USDT") for _ in range(200)))
@@ -120,25 +125,26 @@ async def test_a_cold_container_loads_markets_once_for_many_requests(
 async def test_stale_ticker_is_served_and_marked_while_the_exchange_is_down(
     settings: Settings, sim: ExchangeSim
 ) -> None:
+    clock = SharedClock(now_ms(), sim)
     service = MarketData.from_settings(
-        settings.model_copy(update={"ticker_ttl_seconds": 0.2, "ticker_swr_seconds": 0})
+        settings.model_copy(update={"ticker_ttl_seconds": 0.2, "ticker_swr_seconds": 0}), clock
     )
     try:
         fresh = await service.ticker("binance", "BTC/USDT")
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         sim.inject("binance", "503", endpoint="ticker", times=5)
         stale = await service.ticker("binance", "BTC/USDT")
     finally:
         await service.close()
-    assert stale.cached.source == "stale"
-    assert stale.cached.stale_reason == "upstream_unavailable"
+    assert stale.freshness.source == "stale"
+    assert stale.freshness.stale_reason == "upstream_unavailable"
     assert stale.data == fresh.data
 
 
 async def test_an_unknown_symbol_never_reaches_the_exchange(
     service: MarketData, sim: ExchangeSim
 ) -> None:
-    await service.gateway.venue("binance")
+    await service.load_markets("binance")
     sim.reset_calls()
     for _ in range(3):
         with pytest.raises(errors.UnknownMarket):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 
 from infra.exchange_sim import ExchangeSim
+from market_proxy.clock import now_ms
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
-from market_proxy.warming import parse_targets, warm
+from market_proxy.warming import Pacing, parse_targets, warm
 from tests.support.apigw import LambdaContext, rest_event
+from tests.support.clock import SharedClock
 from tests.support.events import scheduled_event
 from tests.support.interpreter import last_json, run_fresh
 from tests.support.lambda_module import cold_starts
@@ -92,7 +95,7 @@ def test_a_fresh_interpreter_starts_from_the_snapshot_without_downloading_market
 ) -> None:
     async def snapshot() -> None:
         service = MarketData.from_settings(settings)
-        await service.gateway.warm_markets("binance", unless_fresh_for_s=0)
+        await service.warm_markets("binance", unless_fresh_for_s=0)
         await service.close()
 
     import asyncio
@@ -183,39 +186,62 @@ def test_a_run_stops_starting_work_at_its_deadline(settings: Settings, sim: Exch
     assert all(s["reason"] in ("deadline", "markets_failed") for s in report.skipped)
 
 
+class VirtualTime:
+    """The warmer's pacing and the service's clock as one virtual time, which moves only
+    when the warmer waits: what happens in between takes no time at all."""
+
+    def __init__(self, clock: SharedClock) -> None:
+        self._clock = clock
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self._clock.advance(seconds)
+        await asyncio.sleep(0)
+
+
 @pytest.mark.anyio
 async def test_the_ticker_loop_keeps_tickers_fresh_while_requests_keep_coming(
     settings: Settings, sim: ExchangeSim
 ) -> None:
-    import asyncio
-
+    # Given tickers fresh for half a second, and a warmer that keeps them fresh for 3 s,
+    clock = SharedClock(now_ms(), sim)
+    time_ = VirtualTime(clock)
     quick = settings.model_copy(update={"ticker_ttl_seconds": 0.5, "ticker_swr_seconds": 0})
-    warmer, api = MarketData.from_settings(quick), MarketData.from_settings(quick)
+    warmer, api = MarketData.from_settings(quick, clock), MarketData.from_settings(quick, clock)
     try:
-        await api.gateway.venue("binance")
+        await api.load_markets("binance")
         run = asyncio.create_task(
             warm(
                 warmer,
                 parse_targets("binance:BTC/USDT"),
-                deadline=_in(30),
+                deadline=30.0,
                 concurrency=2,
                 candles=10,
                 top_keys=0,
                 period_s=60,
                 ticker_loop_s=3.0,
+                pacing=Pacing(time_.monotonic, time_.sleep),
             )
         )
-        await asyncio.sleep(0.8)
+        # when a client keeps asking for one of them all the while,
         sources = []
         while not run.done():
-            sources.append((await api.ticker("binance", "BTC/USDT")).cached.source)
-            await asyncio.sleep(0.1)
+            if time_.now > 0:  # the warmer's first pass is over
+                sources.append((await api.ticker("binance", "BTC/USDT")).freshness.source)
+            await asyncio.sleep(0.005)
         report = await run
     finally:
         await warmer.close()
         await api.close()
-    assert report.ticker_refreshes >= 3
+    # then the client was never made to wait on the exchange, and the warmer refreshed each
+    # ticker about once per freshness window, no more.
+    assert sources
     assert "upstream" not in sources, "the API side never had to call the exchange"
+    assert report.ticker_refreshes >= 3
     assert sim.calls("binance", "ticker") <= 1 + 3.0 / 0.25
 
 

@@ -12,7 +12,7 @@ import time
 from types import ModuleType
 from typing import Any
 
-from market_proxy.exchanges import ohlcv_page_limit
+from market_proxy.exchanges.gateway import ohlcv_page_limit
 from tests.perf.report import Report, Spread
 from tests.perf.stack import Stack, cold_start, invoke
 
@@ -30,7 +30,7 @@ def run(stack: Stack) -> Report:
     query = {"timeframe": "1m", "since": str(since), "limit": str(CANDLES)}
     with stack.deployed("ApiFunction") as settings, cold_start("api_handler", settings) as module:
         first_s, first = _get(module, query, "upstream")
-        page = ohlcv_page_limit(module.service.gateway.client(EXCHANGE))
+        page = ohlcv_page_limit(module.service._gateway.client(EXCHANGE))
         first_ohlcv = stack.sim.calls(EXCHANGE, "ohlcv")
         markets = stack.sim.calls(EXCHANGE, "markets")
         stack.sim.reset_calls()
@@ -59,7 +59,7 @@ def _get(
 ) -> tuple[float, dict[str, Any]]:
     """One request through the handler: its seconds and its body, answered from ``tier``."""
     if clear:
-        module.service.cache.memory.clear()
+        module.service._memory.clear()
     elapsed, response = invoke(module.handler, PATH, tier=tier, query=query)
     body: dict[str, Any] = json.loads(response["body"])
     return elapsed, body

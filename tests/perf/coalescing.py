@@ -79,7 +79,9 @@ async def _one_container(stack: Stack, settings: Settings) -> tuple[int, float, 
     service = MarketData.from_settings(settings)
     try:
         primed = await service.ticker(EXCHANGE, SYMBOL)
-        await asyncio.sleep(max(0.0, (primed.cached.entry.fresh_until - service.clock()) / 1000))
+        await asyncio.sleep(
+            max(0.0, (primed.freshness.lifetime.fresh_until - service.clock()) / 1000)
+        )
         stack.sim.set_latency(EXCHANGE_LATENCY_S)
         stack.sim.reset_calls()
         started = time.perf_counter()
@@ -89,7 +91,7 @@ async def _one_container(stack: Stack, settings: Settings) -> tuple[int, float, 
     finally:
         stack.sim.set_latency(0.0)
         await service.close()
-    return calls, wall, [answer.cached.source for answer in answers]
+    return calls, wall, [answer.freshness.source for answer in answers]
 
 
 def _counted(sources: list[str]) -> str:

@@ -138,7 +138,7 @@ async def _snapshot_markets(settings: Settings) -> None:
     """Put the markets snapshot in the table, as the warmer (or an earlier container) does."""
     service = MarketData.from_settings(settings)
     try:
-        await service.gateway.venue("binance")
+        await service.load_markets("binance")
     finally:
         await service.close()
 

@@ -4,9 +4,8 @@ Requests are forwarded untouched, except those of an operation given a fault: th
 answered with DynamoDB's own error wire format (JSON protocol 1.0: HTTP 400, or 500 for a
 server error; ``__type`` in the body and ``x-amzn-ErrorType`` in the headers; a CRC32 of the
 body, which botocore checks for DynamoDB), held past the client's read timeout, or passed on
-with a CRC32 that does not match. botocore's own retries and error parsing, and the direct
-reads' (``market_proxy.cache.direct``), run exactly as they would against AWS. The proxy
-keeps every request it received (for checking signatures) and counts open connections.
+with a CRC32 that does not match. botocore's own retries and error parsing run exactly as
+they would against AWS. The proxy counts requests per operation and open connections.
 """
 
 from __future__ import annotations
@@ -75,15 +74,6 @@ BAD_CRC = "bad_crc"  # the table's answer, its CRC32 header off by one (damaged 
 FAULTS = (*ERRORS, STALL, BAD_CRC)
 
 
-@dataclass(frozen=True)
-class Received:
-    """One request as it reached the proxy."""
-
-    operation: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-
 @dataclass
 class _Fault:
     operation: str | None  # None: every operation
@@ -108,9 +98,7 @@ class DynamoDBFaultProxy:
         self._stall_s = stall_s
         self._faults: list[_Fault] = []
         self._seen: Counter[str] = Counter()
-        self._received: list[Received] = []
         self._open = 0
-        self.drop_idle = False
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -142,11 +130,6 @@ class DynamoDBFaultProxy:
         with self._lock:
             return sorted(self._seen)
 
-    def received(self, operation: str | None = None) -> list[Received]:
-        """The requests received, in order, of one operation or of all."""
-        with self._lock:
-            return [r for r in self._received if operation in (None, r.operation)]
-
     def open_connections(self) -> int:
         """Client connections open to the proxy now."""
         with self._lock:
@@ -154,11 +137,9 @@ class DynamoDBFaultProxy:
 
     # -- serving --------------------------------------------------------------------------
 
-    def _fault_for(self, received: Received) -> str | None:
-        operation = received.operation
+    def _fault_for(self, operation: str) -> str | None:
         with self._lock:
             self._seen[operation] += 1
-            self._received.append(received)
             for fault in self._faults:
                 if fault.operation in (None, operation):
                     return fault.kind
@@ -183,8 +164,7 @@ class DynamoDBFaultProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 operation = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                fault = proxy._fault_for(Received(operation, headers, body))
+                fault = proxy._fault_for(operation)
                 if fault == STALL:
                     time.sleep(proxy._stall_s)
                     self.close_connection = True
@@ -193,10 +173,6 @@ class DynamoDBFaultProxy:
                     self._answer_error(ERRORS[fault], operation, body)
                 else:
                     self._forward(body, damaged=fault == BAD_CRC)
-                if proxy.drop_idle:
-                    # Closed once answered, without a word: as a server drops an idle
-                    # kept-alive connection.
-                    self.close_connection = True
 
             def _answer_error(self, error: AwsError, operation: str, request: bytes) -> None:
                 table = json.loads(request or b"{}").get("TableName", "market-data-cache")

@@ -64,7 +64,7 @@ class LambdaApi:
         if own_store:
             service = MarketData.from_settings(settings, clock)
         else:
-            service = MarketData(settings, self.module.service.store, clock)
+            service = MarketData(settings, self.module.service._shared.usable, clock)
         self.module.app.state.market = service
         self._containers.append(service)
         return service
@@ -111,8 +111,8 @@ def lambda_api_on_new_table(
     table = new_table(endpoint)
     try:
         with lambda_api(settings_for(endpoint, table, sim, **settings)) as api:
-            gateway = api.module.service.gateway
-            api.run(asyncio.gather(*(gateway.venue(exchange) for exchange in EXCHANGES)))
+            service = api.module.service
+            api.run(asyncio.gather(*(service.load_markets(exchange) for exchange in EXCHANGES)))
             yield api
     finally:
         drop_table(endpoint, table)

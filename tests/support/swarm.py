@@ -124,7 +124,7 @@ def _tail(errors: IO[str]) -> str:
 async def main(exchange: str, symbol: str, count: int) -> None:
     service = MarketData.from_settings(Settings.from_env())
     try:
-        await service.gateway.venue(exchange)  # markets, from the snapshot
+        await service.load_markets(exchange)  # markets, from the snapshot
         print(json.dumps({_READY: True}), flush=True)
         start_at = float(await asyncio.to_thread(sys.stdin.readline))
         await asyncio.sleep(max(0.0, start_at - time.time()))
@@ -132,7 +132,7 @@ async def main(exchange: str, symbol: str, count: int) -> None:
         elapsed = time.time() - start_at
     finally:
         await service.close()
-    sources = [answer.cached.source for answer in answers]
+    sources = [answer.freshness.source for answer in answers]
     print(json.dumps({_SOURCES: sources, "elapsed_s": elapsed}), flush=True)
 
 

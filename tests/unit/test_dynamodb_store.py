@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from market_proxy.cache.dynamodb import PART_SIZE, DynamoDBStore
-from market_proxy.cache.engine import now_ms
+from market_proxy.cache.codec import PART_SIZE
+from market_proxy.cache.dynamodb import DynamoDBStore
 from market_proxy.cache.entry import Entry, encode_json
 from market_proxy.cache.store import CacheUnavailable
+from market_proxy.clock import now_ms
 from market_proxy.settings import DataPolicy
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,7 @@ async def test_a_small_payload_round_trips_as_plain_json(
     assert (await store.get(entry.key)).entry == entry  # type: ignore[union-attr]
     (item,) = raw_items(dynamodb)
     assert item["payload"]["S"] == '{"last":1.5}'
-    assert int(item["expires_at"]["N"]) >= entry.keep_until // 1000
+    assert int(item["expires_at"]["N"]) >= entry.lifetime.keep_until // 1000
 
 
 async def test_a_payload_over_the_item_limit_is_split_and_every_item_fits(

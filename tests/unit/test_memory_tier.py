@@ -163,7 +163,7 @@ def test_a_newer_value_replaces_the_old_one_and_only_its_bytes_count() -> None:
 def test_entries_are_kept_past_their_freshness_for_stale_answers() -> None:
     # Given an entry whose freshness, and even stale windows, are long past,
     old = entry("a", fetched_at=NOW - 3_600_000)
-    assert old.keep_until < NOW
+    assert old.lifetime.keep_until < NOW
     tier = MemoryTier(ROOMY)
     # when it is put and read back,
     tier.put(old)

@@ -49,10 +49,3 @@ def test_aws_default_region_is_used_when_aws_region_is_not_set() -> None:
 def test_a_bad_variable_is_named_in_the_error(name: str, value: str, mentioned: str) -> None:
     with pytest.raises(SettingsError, match=mentioned):
         Settings.from_env({name: value})
-
-
-def test_keep_window_covers_the_longest_stale_window() -> None:
-    policy = Settings(
-        ticker_ttl_seconds=2, ticker_swr_seconds=10, ticker_sie_seconds=300
-    ).ticker_policy
-    assert policy.keep_s == 302

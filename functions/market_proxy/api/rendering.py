@@ -7,40 +7,41 @@ from typing import Any
 
 from starlette.responses import Response
 
-from market_proxy.cache.entry import Cached, encode_json
-from market_proxy.service import Answer
+from market_proxy.answers import Answer
+from market_proxy.cache.entry import encode_json
 
 
-def freshness_headers(cached: Cached) -> dict[str, str]:
-    entry = cached.entry
+def freshness_headers(answer: Answer) -> dict[str, str]:
+    fresh = answer.freshness
+    life = fresh.lifetime
     headers = {
-        "ETag": f'"{entry.etag}"',
-        "Age": str(cached.age_ms // 1000),
-        "Last-Modified": formatdate(entry.fetched_at / 1000, usegmt=True),
-        "X-Cache": cached.source,
-        "X-Data-Age-Ms": str(cached.age_ms),
-        "X-Fetched-At": str(entry.fetched_at),
+        "ETag": f'"{answer.etag}"',
+        "Age": str(fresh.age_ms // 1000),
+        "Last-Modified": formatdate(life.fetched_at / 1000, usegmt=True),
+        "X-Cache": fresh.source,
+        "X-Data-Age-Ms": str(fresh.age_ms),
+        "X-Fetched-At": str(life.fetched_at),
     }
-    if cached.is_stale:
+    if fresh.is_stale:
         headers["Cache-Control"] = "no-cache"
-        headers["X-Stale-Reason"] = cached.stale_reason or "stale"
+        headers["X-Stale-Reason"] = fresh.stale_reason or "stale"
     else:
         # max-age is the data's whole freshness lifetime: a cache subtracts Age itself
         # (RFC 9111, 4.2), so the remaining freshness is never counted down twice. No
         # stale-while-revalidate or stale-if-error: a cache serving stale data could not
         # mark it stale, as every answer of this service is marked; the service serves
         # stale data itself, marked, within those windows.
-        lifetime = max(0, (entry.fresh_until - entry.fetched_at) // 1000)
+        lifetime = max(0, (life.fresh_until - life.fetched_at) // 1000)
         headers["Cache-Control"] = f"public, max-age={lifetime}"
     return headers
 
 
 def render(answer: Answer, if_none_match: str | None) -> Response:
     """200 with the body, or 304 when the client already holds this exact payload."""
-    headers = freshness_headers(answer.cached)
+    headers = freshness_headers(answer)
     if _matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    return json_response(answer.body(), headers=headers)
+    return Response(content=answer.body_json(), headers=headers, media_type="application/json")
 
 
 def json_response(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from market_proxy import errors
+from market_proxy import errors, models
 from market_proxy.api import problems, schemas
 from market_proxy.api.rendering import json_response, render
 from market_proxy.service import MarketData
@@ -98,7 +98,7 @@ Market = Annotated[MarketData, Depends(market)]
 
 @router.get(
     "/ticker/{exchange}/{symbol:path}",
-    response_model=schemas.Ticker,
+    response_model=models.Ticker,
     responses=CACHED,
     summary="The latest ticker of one market",
 )
@@ -110,7 +110,7 @@ async def ticker(
 
 @router.get(
     "/historical/{exchange}/{symbol:path}",
-    response_model=schemas.Candles,
+    response_model=models.Candles,
     responses=CACHED,
     summary="OHLCV candles of one market",
 )
@@ -140,7 +140,7 @@ async def historical(
     return render(answer, if_none_match)
 
 
-@router.get("/exchanges", response_model=schemas.Exchanges, summary="The served exchanges")
+@router.get("/exchanges", response_model=models.Exchanges, summary="The served exchanges")
 async def exchanges(service: Market) -> Response:
     return json_response(
         {"exchanges": service.exchanges()}, headers={"Cache-Control": "public, max-age=300"}
@@ -149,7 +149,7 @@ async def exchanges(service: Market) -> Response:
 
 @router.get(
     "/health",
-    response_model=schemas.Health,
+    response_model=models.Health,
     responses=problems.documented(422),
     summary="Liveness; deep=true checks the table",
 )

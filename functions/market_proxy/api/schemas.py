@@ -1,103 +1,13 @@
-"""Response shapes, for the OpenAPI document. Handlers render JSON themselves (faster than
-validating every answer); tests check that what they render matches these models."""
+"""Shapes only the HTTP API has: problem details and the stream events that carry them.
+
+The service's answers are defined once, in :mod:`market_proxy.models`.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class Freshness(BaseModel):
-    source: Literal["l1", "l2", "upstream", "stale"] = Field(
-        description="Which tier answered; `stale` means past freshness, see `stale_reason`."
-    )
-    fetched_at: int = Field(description="When the proxy fetched the data, epoch ms.")
-    age_ms: int = Field(description="How long ago that was when this answer was made.")
-    fresh_until: int = Field(description="Until when the data counts as fresh, epoch ms.")
-    stale: bool
-    stale_reason: str | None = Field(
-        description="`revalidating` (a refresh is under way), or the failed refresh's error code."
-    )
-    exchange_timestamp: int | None = Field(description="The exchange's own timestamp, epoch ms.")
-
-
-class Ticker(BaseModel):
-    exchange: str
-    symbol: str = Field(description="ccxt's canonical symbol, e.g. BTC/USDT or BTC/USDT:USDT")
-    market_id: str = Field(description="The exchange's own id of the market, e.g. BTCUSDT")
-    timestamp: int | None
-    datetime: str | None
-    bid: float | None
-    ask: float | None
-    last: float | None
-    open: float | None
-    high: float | None
-    low: float | None
-    close: float | None
-    vwap: float | None
-    base_volume: float | None
-    quote_volume: float | None
-    change: float | None
-    percentage: float | None
-    freshness: Freshness
-
-
-class RequestedRange(BaseModel):
-    since: int | None
-    until: int | None
-    limit: int | None
-    start: int = Field(description="First candle's open time the range covers, epoch ms.")
-    end: int = Field(description="End of the range (exclusive), epoch ms.")
-    candles: int
-
-
-class ReturnedRange(BaseModel):
-    start: int | None
-    end: int | None
-    candles: int
-    open_candle: bool = Field(description="Whether the last candle is still open.")
-
-
-class Candles(BaseModel):
-    exchange: str
-    symbol: str
-    market_id: str
-    timeframe: str
-    requested: RequestedRange
-    returned: ReturnedRange
-    gaps: list[list[int]] = Field(
-        description="[start, end) ranges inside the answer where the exchange has no candles."
-    )
-    columns: list[str]
-    candles: list[list[float]]
-    freshness: Freshness
-
-
-class ExchangeInfo(BaseModel):
-    id: str
-    name: str
-    ticker: bool
-    ohlcv: bool
-    timeframes: list[str]
-    ohlcv_page_limit: int
-
-
-class Exchanges(BaseModel):
-    exchanges: list[ExchangeInfo]
-
-
-class Health(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    status: Literal["ok", "degraded"] = Field(
-        description="`degraded` while an exchange's circuit is not closed or the table fails."
-    )
-    exchanges: list[str]
-    circuits: dict[str, Literal["closed", "open", "half-open"]] = Field(
-        description="Per exchange: `open` while this container pauses its calls to it."
-    )
-    cache: dict[str, Any] | None = None
 
 
 class FieldError(BaseModel):

@@ -1,4 +1,4 @@
-"""What the cache holds for one key, and how fresh it is at a given moment.
+"""What the cache holds for one key, and how fresh a value is at a given moment.
 
 Times are integer epoch milliseconds throughout. Freshness is judged from these stamps only,
 never from whether DynamoDB has got round to deleting an expired item.
@@ -41,44 +41,30 @@ def digest(body: bytes) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
-    """A value with its freshness stamps.
+class Lifetime:
+    """When a value was fetched, and until when it may be served: fresh until
+    ``fresh_until``; stale while another caller revalidates it until ``swr_until``; stale on
+    an exchange error until ``sie_until``."""
 
-    Fresh until ``fresh_until``; after that it may be served stale while revalidating until
-    ``swr_until``, and stale on an exchange error until ``sie_until``.
-    """
-
-    key: str
-    payload: Any
     fetched_at: int
     fresh_until: int
     swr_until: int
     sie_until: int
-    etag: str
-    size: int
 
     @classmethod
-    def create(
-        cls,
-        key: str,
-        payload: Any,
-        policy: DataPolicy,
-        now_ms: int,
-        *,
-        encoded: bytes | None = None,
-    ) -> Entry:
-        body = encoded if encoded is not None else encode_json(payload)
+    def starting(cls, now_ms: int, policy: DataPolicy) -> Lifetime:
         fresh_until = now_ms + round(policy.fresh_s * 1000)
         return cls(
-            key=key,
-            payload=payload,
             fetched_at=now_ms,
             fresh_until=fresh_until,
             swr_until=fresh_until + round(policy.swr_s * 1000),
             sie_until=fresh_until + round(policy.sie_s * 1000),
-            etag=digest(body),
-            size=len(body),
         )
+
+    @classmethod
+    def fixed(cls, fetched_at: int, fresh_until: int) -> Lifetime:
+        """Fresh until ``fresh_until``, and never served stale after that."""
+        return cls(fetched_at, fresh_until, fresh_until, fresh_until)
 
     def is_fresh(self, now_ms: int) -> bool:
         return now_ms < self.fresh_until
@@ -91,11 +77,68 @@ class Entry:
 
     @property
     def keep_until(self) -> int:
-        """Past this instant the entry is useless and storage may drop it."""
+        """Past this instant the value is useless and storage may drop it."""
         return max(self.fresh_until, self.swr_until, self.sie_until)
 
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How fresh an answer is as served to one caller: where it came from, and its age."""
+
+    lifetime: Lifetime
+    source: Source
+    served_at: int
+    stale_reason: str | None = None
+
+    @property
+    def age_ms(self) -> int:
+        return max(0, self.served_at - self.lifetime.fetched_at)
+
+    @property
+    def is_stale(self) -> bool:
+        return self.source == "stale"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A value the cache stores under ``key``, with its lifetime and the ETag of its JSON."""
+
+    key: str
+    payload: Any
+    lifetime: Lifetime
+    etag: str
+    size: int
+
+    @classmethod
+    def create(cls, key: str, payload: Any, policy: DataPolicy, now_ms: int) -> Entry:
+        body = encode_json(payload)
+        return cls(key, payload, Lifetime.starting(now_ms, policy), digest(body), len(body))
+
+    def is_fresh(self, now_ms: int) -> bool:
+        return self.lifetime.is_fresh(now_ms)
+
     def served(self, source: Source, now_ms: int, stale_reason: str | None = None) -> Cached:
-        return Cached(entry=self, source=source, served_at=now_ms, stale_reason=stale_reason)
+        return Cached(self, Freshness(self.lifetime, source, now_ms, stale_reason))
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """An entry as served to one caller."""
+
+    entry: Entry
+    freshness: Freshness
+
+    @property
+    def payload(self) -> Any:
+        return self.entry.payload
+
+    @property
+    def source(self) -> Source:
+        return self.freshness.source
+
+    @property
+    def is_stale(self) -> bool:
+        return self.freshness.is_stale
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,23 +171,10 @@ class StoredItem:
         return self.lease_owner is not None and now_ms < self.lease_until
 
 
-@dataclass(frozen=True, slots=True)
-class Cached:
-    """An entry as served to one caller: where it came from and how old it is."""
-
-    entry: Entry
-    source: Source
-    served_at: int
-    stale_reason: str | None = None
-
-    @property
-    def payload(self) -> Any:
-        return self.entry.payload
-
-    @property
-    def age_ms(self) -> int:
-        return max(0, self.served_at - self.entry.fetched_at)
-
-    @property
-    def is_stale(self) -> bool:
-        return self.source == "stale"
+def newest(a: Entry | None, b: Entry | None) -> Entry | None:
+    """The later fetched of two entries of one key (either may be missing)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a.lifetime.fetched_at >= b.lifetime.fetched_at else b

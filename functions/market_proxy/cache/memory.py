@@ -35,7 +35,7 @@ class MemoryTier:
         old = self._entries.pop(entry.key, None)
         if old is not None:
             self._bytes -= old.size * _OBJECT_OVERHEAD
-            if old.fetched_at > entry.fetched_at:
+            if old.lifetime.fetched_at > entry.lifetime.fetched_at:
                 entry, cost = old, old.size * _OBJECT_OVERHEAD
         self._entries[entry.key] = entry
         self._bytes += cost

@@ -1,4 +1,5 @@
-"""The port of the shared cache tier (L2). The engine speaks only to this protocol."""
+"""The port of the shared cache tier (L2), and its failure. The engine speaks only to this
+protocol (through :class:`market_proxy.cache.shared.SharedTier`)."""
 
 from __future__ import annotations
 
@@ -56,14 +57,6 @@ class CacheStore(Protocol):
 
     async def release_lease(self, key: str, owner: str) -> None:
         """Release ``owner``'s lease on ``key``, if it still holds it."""
-        ...
-
-    async def add_counts(self, key: str, counts: dict[str, int], expires_at_s: int) -> None:
-        """Add ``counts`` to the tallies kept under ``key`` (demand for warming)."""
-        ...
-
-    async def get_counts(self, keys: Sequence[str]) -> dict[str, int]:
-        """The tallies under ``keys``, summed."""
         ...
 
     async def ping(self) -> None:

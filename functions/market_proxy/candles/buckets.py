@@ -22,7 +22,8 @@ from market_proxy.intervals import Interval, clip, merge, subtract
 from market_proxy.settings import Settings
 
 BUCKET_CANDLES = 1000
-Candle = list[float]
+# [open time (integer epoch ms), open, high, low, close, volume]
+Candle = list[Any]
 
 
 @dataclass(slots=True)
@@ -82,7 +83,7 @@ class Bucket:
             for ts in [ts for ts in self.rows if self.open[0] <= ts < self.open[1]]:
                 del self.rows[ts]
         for row in rows:
-            self.rows[int(row[0])] = [float(v) for v in row[:6]]
+            self.rows[int(row[0])] = [int(row[0]), *(float(v) for v in row[1:6])]
         closed = [(start, min(end, provisional_from)) for start, end in firm]
         provisional = merge(
             [(max(start, provisional_from), end) for start, end in firm] + list(tentative)
@@ -136,7 +137,9 @@ def stale_covers(
     recent = [
         b.open
         for b in buckets.values()
-        if b.open is not None and b.entry is not None and now - b.entry.fetched_at < window_ms
+        if b.open is not None
+        and b.entry is not None
+        and now - b.entry.lifetime.fetched_at < window_ms
     ]
     covered = [iv for b in buckets.values() for iv in b.covered] + recent
     return all(not subtract(iv, covered) for iv in missing)

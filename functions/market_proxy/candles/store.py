@@ -14,8 +14,11 @@ from functools import partial
 from typing import Any
 
 from market_proxy import errors
-from market_proxy.cache.engine import CacheEngine, now_ms
-from market_proxy.cache.entry import Cached, Entry, Source, digest, encode_json
+from market_proxy.answers import Answer
+from market_proxy.cache.engine import ReadThrough
+from market_proxy.cache.entry import Entry, Freshness, Lifetime, Source
+from market_proxy.cache.leases import Leases
+from market_proxy.cache.shared import Tiers
 from market_proxy.candles.buckets import (
     BUCKET_CANDLES,
     Bucket,
@@ -27,8 +30,9 @@ from market_proxy.candles.buckets import (
     stale_covers,
 )
 from market_proxy.candles.query import BUCKETED_MAX_MS, CandleQuery
-from market_proxy.exchanges import ExchangeGateway, Venue
+from market_proxy.exchanges.gateway import ExchangeGateway, Venue, ohlcv_page_limit
 from market_proxy.intervals import Interval, clip, merge, subtract
+from market_proxy.keys import BucketKey, SeriesKey
 from market_proxy.settings import DataPolicy, Settings
 
 
@@ -36,19 +40,21 @@ class CandleStore:
     def __init__(
         self,
         settings: Settings,
-        cache: CacheEngine,
+        cache: ReadThrough,
+        tiers: Tiers,
+        leases: Leases,
         gateway: ExchangeGateway,
-        clock: Callable[[], int] = now_ms,
+        clock: Callable[[], int],
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._cache = cache
+        self._tiers = tiers
+        self._leases = leases
         self._gateway = gateway
         self._flights: dict[tuple[Any, ...], asyncio.Task[tuple[dict[str, Entry], Source]]] = {}
 
-    async def candles(
-        self, venue: Venue, market: Mapping[str, Any], query: CandleQuery
-    ) -> tuple[dict[str, Any], Cached]:
+    async def candles(self, venue: Venue, market: Mapping[str, Any], query: CandleQuery) -> Answer:
         """The candles of ``query`` with a report of the range and of the exchange's gaps.
 
         Cost upstream: nothing for ranges already covered; otherwise, per uncovered range,
@@ -58,11 +64,12 @@ class CandleStore:
         if query.tf_ms > BUCKETED_MAX_MS:
             return await self._per_query(venue, market, query)
         symbol = market["symbol"]
-        prefix = f"ohlcv#{venue.id}#{symbol}#{query.timeframe}#"
+        series = SeriesKey(venue.id, symbol, query.timeframe)
         span = BUCKET_CANDLES * query.tf_ms
         starts = range(query.start // span * span, query.end, span)
-        keys = [f"{prefix}{start}" for start in starts]
-        held = await self._cache.peek_many(keys)
+        bucket_keys = {key.text: key for key in map(series.bucket, starts)}
+        keys = list(bucket_keys)
+        held = await self._tiers.peek_many(keys)
         now = self._clock()
         open_start = now // query.tf_ms * query.tf_ms
         provisional_from = self._provisional_from(now, query.tf_ms)
@@ -73,7 +80,9 @@ class CandleStore:
         source: Source = _weakest(held.get(k) for k in keys) if keys else "l1"
         stale_reason = None
         if missing:
-            refill = _Refill(venue, symbol, query, prefix, span, buckets, missing, provisional_from)
+            refill = _Refill(
+                venue, symbol, query, bucket_keys, span, buckets, missing, provisional_from
+            )
             try:
                 written, source = await self._refilled(refill)
             except errors.ProxyError as exc:
@@ -88,7 +97,7 @@ class CandleStore:
 
         rows = select_rows(buckets.values(), query.start, query.end)
         payload = _report(venue, market, query, rows, covered, open_start)
-        freshness = _freshness(
+        return _answer(
             buckets.values(),
             payload,
             source,
@@ -97,7 +106,6 @@ class CandleStore:
             self._clock(),
             reaches_present=query.end > provisional_from,
         )
-        return payload, freshness
 
     def _provisional_from(self, now: int, tf_ms: int) -> int:
         """Open time of the oldest candle that may still change: the open one, and any that
@@ -130,12 +138,13 @@ class CandleStore:
         leading = False
         written: dict[str, Entry] = {}
         if lease_key is not None:
-            theirs = await self._cache.lead_or_wait(lease_key, buckets[lease_key].entry)
+            verdict = await self._leases.lead_or_wait(lease_key, buckets[lease_key].entry)
+            theirs = verdict.known if verdict.outcome == "fresh" else None
             if theirs is None:
                 leading = True
             else:
-                buckets[lease_key] = Bucket.load(theirs)
-                written[lease_key] = theirs.entry
+                buckets[lease_key] = Bucket.load(theirs.served("l2", self._clock()))
+                written[lease_key] = theirs
                 missing = missing_ranges(buckets, query, self._clock())
                 if not missing:
                     return written, "l2"
@@ -145,10 +154,10 @@ class CandleStore:
             )
         except BaseException:
             if leading and lease_key is not None:
-                await self._cache.release(lease_key)
+                await self._leases.release(lease_key)
             raise
         entries = await self._write_back(
-            buckets, refill.prefix, refill.span, fetched, refill.provisional_from
+            buckets, refill.keys, refill.span, fetched, refill.provisional_from
         )
         written.update((entry.key, entry) for entry in entries)
         return written, "upstream"
@@ -159,7 +168,7 @@ class CandleStore:
         """Every candle in ``missing``, paged at the exchange's page size, and what the
         exchange vouched for: a range with no candle is a gap in its data only when it sent
         candles after it; a range it sent nothing for, nor anything after, may yet fill."""
-        page = venue.ohlcv_page_limit
+        page = ohlcv_page_limit(venue.client)
         fetched = Fetched(rows=[], firm=[], tentative=[])
         for start, end in fewest_pages(missing, tf_ms, page):
             cursor = start
@@ -183,7 +192,7 @@ class CandleStore:
     async def _write_back(
         self,
         buckets: dict[str, Bucket],
-        prefix: str,
+        keys: Mapping[str, BucketKey],
         span: int,
         fetched: Fetched,
         provisional_from: int,
@@ -191,7 +200,7 @@ class CandleStore:
         now = self._clock()
         changed = []
         for key, bucket in buckets.items():
-            low = int(key[len(prefix) :])
+            low = keys[key].start
             bounds = (low, low + span)
             firm, tentative = clip(fetched.firm, bounds), clip(fetched.tentative, bounds)
             if not firm and not tentative:
@@ -202,7 +211,7 @@ class CandleStore:
             entry = Entry.create(key, bucket.payload(), policy, now)
             bucket.entry = entry
             changed.append(entry)
-        await self._cache.put_many(changed)
+        await self._tiers.put_many(changed)
         return changed
 
     def _policy(self, bucket: Bucket) -> DataPolicy:
@@ -216,15 +225,14 @@ class CandleStore:
 
     async def _per_query(
         self, venue: Venue, market: Mapping[str, Any], query: CandleQuery
-    ) -> tuple[dict[str, Any], Cached]:
+    ) -> Answer:
         """Candles of a timeframe longer than a day, cached per query: they open where the
         exchange's calendar says, so the range is the client's own and the exchange decides
         which candles fall in it. Kept for good once every candle in it has closed."""
         symbol = market["symbol"]
         asked = query.asked
-        key = (
-            f"ohlcv#{venue.id}#{symbol}#{query.timeframe}#q#"
-            f"{asked['since']}#{asked['until']}#{asked['limit']}"
+        key = SeriesKey(venue.id, symbol, query.timeframe).query(
+            asked["since"], asked["until"], asked["limit"]
         )
         everything = asked["since"] is not None and asked["until"] is not None
         take = None if everything and asked["limit"] is None else query.count
@@ -248,14 +256,14 @@ class CandleStore:
         # The exchange always sends its open candle: the last one, if it can still be open.
         still_open = bool(rows) and asked["until"] is None and rows[-1][0] + _longest(query) > now
         payload = _report(venue, market, query, rows, [], None, open_candle=still_open)
-        return payload, cached
+        return Answer(payload, cached.freshness, cached.entry.etag)
 
     async def _page_forward(
         self, venue: Venue, symbol: str, query: CandleQuery, since: int, take: int | None
     ) -> list[Candle]:
         """Candles opening from ``since`` to the query's end, page after page, until there
         are none left or (from ``since``) ``take`` of them."""
-        page = venue.ohlcv_page_limit
+        page = ohlcv_page_limit(venue.client)
         rows: list[Candle] = []
         cursor = since
         # Bounded: each page moves the cursor past at least one candle.
@@ -308,7 +316,7 @@ class _Refill:
     venue: Venue
     symbol: str
     query: CandleQuery
-    prefix: str
+    keys: Mapping[str, BucketKey]
     span: int
     buckets: dict[str, Bucket]
     missing: list[Interval]
@@ -366,7 +374,7 @@ def _weakest(held: Any) -> Source:
     return "l2" if "l2" in sources else "l1"
 
 
-def _freshness(
+def _answer(
     buckets: Any,
     payload: dict[str, Any],
     source: Source,
@@ -375,26 +383,16 @@ def _freshness(
     now: int,
     *,
     reaches_present: bool,
-) -> Cached:
-    """One freshness for an answer assembled from several buckets: fetched when its newest
-    bucket was; fresh until the first bucket holding provisional candles goes stale, and no
-    longer than ``OHLCV_OPEN_TTL_SECONDS`` from that fetch when the range reaches the
-    present (whether or not the exchange has a candle there yet)."""
+) -> Answer:
+    """One answer assembled from several buckets: fetched when its newest bucket was; fresh
+    until the first bucket holding provisional candles goes stale, and no longer than
+    ``OHLCV_OPEN_TTL_SECONDS`` from that fetch when the range reaches the present (whether
+    or not the exchange has a candle there yet)."""
     used = [b for b in buckets if b.entry is not None]
-    fetched = max((b.entry.fetched_at for b in used), default=now)
-    limits = [b.entry.fresh_until for b in used if b.open is not None]
+    fetched = max((b.entry.lifetime.fetched_at for b in used), default=now)
+    limits = [b.entry.lifetime.fresh_until for b in used if b.open is not None]
     if reaches_present:
         limits.append(fetched + round(settings.ohlcv_open_ttl_seconds * 1000))
     fresh_until = min(limits, default=now + round(settings.ohlcv_closed_ttl_seconds * 1000))
-    body = encode_json(payload)
-    entry = Entry(
-        key="answer",
-        payload=payload,
-        fetched_at=fetched,
-        fresh_until=fresh_until,
-        swr_until=fresh_until,
-        sie_until=fresh_until,
-        etag=digest(body),
-        size=len(body),
-    )
-    return entry.served(source, now, stale_reason)
+    freshness = Freshness(Lifetime.fixed(fetched, fresh_until), source, now, stale_reason)
+    return Answer.assembled(payload, freshness)

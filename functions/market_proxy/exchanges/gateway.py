@@ -5,102 +5,54 @@ sessions, rate limiters and markets are reused across invocations. Markets come 
 shared cache's snapshot when it is young enough, else from the exchange, once. Every ccxt
 exception leaves this module already translated (see :func:`errors.from_ccxt`), and every
 upstream call passes one circuit breaker per exchange (see :mod:`market_proxy.circuit`).
-
-Credentials in ``EXCHANGE_OPTIONS`` reach ccxt and nothing else: client-facing details are
-written by :func:`errors.from_ccxt`, logs get ccxt's messages with configured secrets masked,
-ccxt's own request logging (which prints request headers) is kept below DEBUG, and its
-``verbose`` mode (which prints them to stdout) is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import importlib
-import logging
-import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from market_proxy import errors
-from market_proxy.cache.engine import CacheEngine, now_ms
+from market_proxy.cache.engine import ReadThrough
 from market_proxy.cache.entry import Cached
 from market_proxy.circuit import CircuitBreaker
+from market_proxy.exchanges.ccxt_internals import last_headers, markets_snapshot, restore_markets
+from market_proxy.exchanges.clients import Masker, new_client
+from market_proxy.keys import MarketsKey
 from market_proxy.observability import Stopwatch, count, latency, logger, traced
 from market_proxy.settings import Settings
 from market_proxy.symbols import SymbolIndex
 
 T = TypeVar("T")
 
-# ccxt market fields never read when fetching tickers or candles; dropping them keeps the
-# markets snapshot small (Binance's raw `info` alone is most of its megabytes).
-_SNAPSHOT_DROP = ("info",)
-
-# ccxt config keys whose values are secrets (ccxt's `requiredCredentials`), and keys whose
-# values may embed them (a proxy URL's user:password, a private gateway's token).
-_CREDENTIAL_KEYS = frozenset(
-    {"apikey", "secret", "password", "uid", "login", "privatekey", "walletaddress", "token"}
-    | {"twofa", "accountid"}
-)
-_PROXY_KEYS = frozenset(
-    {"proxy", "proxyurl", "httpproxy", "httpsproxy", "socksproxy", "wsproxy", "wssproxy"}
-    | {"aiohttp_proxy", "proxy_url", "http_proxy", "https_proxy", "socks_proxy"}
-)
-_SHORTEST_SECRET = 4  # shorter values would mask half of every message and hide nothing
-_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-_MASK = "***"
-
 
 @dataclass
 class Venue:
-    """One exchange as this container knows it."""
+    """One exchange as this container knows it: its client and its markets."""
 
     id: str
     client: Any  # a ccxt.async_support.Exchange
     symbols: SymbolIndex
     markets_fresh_until: int
 
-    @property
-    def ohlcv_page_limit(self) -> int:
-        return ohlcv_page_limit(self.client)
+    def has(self, capability: str) -> bool:
+        """Whether ccxt's ``has`` says the exchange offers ``capability`` (e.g. fetchTicker)."""
+        return bool((self.client.has or {}).get(capability))
 
+    def require(self, capability: str) -> None:
+        """Raise :class:`errors.NotSupported` unless the exchange offers ``capability``."""
+        if not self.has(capability):
+            raise errors.NotSupported(f"{self.id} does not offer {capability}")
 
-def ohlcv_page_limit(client: Any) -> int:
-    """How many candles one request to the exchange returns at most (ccxt's ``features``)."""
-    features = client.features or {}
-    for market_type in ("spot", "swap", "future"):
-        section = features.get(market_type) or {}
-        for candidate in (section, *section.values()):
-            if isinstance(candidate, Mapping):
-                limit = (candidate.get("fetchOHLCV") or {}).get("limit")
-                if isinstance(limit, int) and limit > 0:
-                    return limit
-    return 500
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override`` laid over it, nested mappings merged key by key."""
-    merged = dict(base)
-    for key, value in override.items():
-        held = merged.get(key)
-        if isinstance(held, Mapping) and isinstance(value, Mapping):
-            merged[key] = deep_merge(held, value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def exchange_class(exchange_id: str) -> Any:
-    """The ccxt async class for ``exchange_id`` (imports ccxt on first use)."""
-    module = importlib.import_module("ccxt.async_support")
-    return getattr(module, exchange_id, None)
+    def market(self, symbol: str) -> Mapping[str, Any]:
+        """The market ``symbol`` names in any accepted form; see :class:`SymbolIndex`."""
+        return self.symbols.resolve(self.id, symbol)
 
 
 class ExchangeGateway:
-    def __init__(
-        self, settings: Settings, cache: CacheEngine, clock: Callable[[], int] = now_ms
-    ) -> None:
+    def __init__(self, settings: Settings, cache: ReadThrough, clock: Callable[[], int]) -> None:
         self._settings = settings
         self._clock = clock
         self._cache = cache
@@ -113,13 +65,7 @@ class ExchangeGateway:
             cooldown_s=settings.circuit_cooldown_seconds,
             clock=clock,
         )
-        self._secrets = tuple(
-            sorted(set(secret_values(settings.exchange_options)), key=len, reverse=True)
-        )
-
-    @property
-    def allowed(self) -> tuple[str, ...]:
-        return self._settings.exchanges
+        self.masked = Masker(settings.exchange_options)
 
     def check_allowed(self, exchange_id: str) -> str:
         """The allow-listed id ``exchange_id`` names (any case), or :class:`UnknownExchange`."""
@@ -135,27 +81,20 @@ class ExchangeGateway:
         """The container's ccxt client for an allow-listed exchange, created on first use."""
         client = self._clients.get(exchange_id)
         if client is None:
-            cls = exchange_class(exchange_id)
-            if cls is None:
-                raise errors.UnknownExchange(f"ccxt has no exchange {exchange_id!r}")
-            config = deep_merge(
-                {"enableRateLimit": True, "timeout": self._settings.upstream_timeout_ms},
-                self._settings.exchange_options.get(exchange_id, {}),
-            )
-            if config.pop("verbose", False):
-                logger.warning(
-                    "EXCHANGE_OPTIONS asks for ccxt's verbose mode, which prints request "
-                    "headers (credentials included) to stdout; ignored",
-                    extra={"exchange": exchange_id},
-                )
-            _quiet_ccxt_logging()
-            client = cls(config)
-            _strict_json(client)
+            try:
+                client = new_client(self._settings, exchange_id)
+            except LookupError:
+                raise errors.UnknownExchange(f"ccxt has no exchange {exchange_id!r}") from None
             self._clients[exchange_id] = client
         return client
 
     async def venue(self, exchange_id: str) -> Venue:
-        """The exchange with its markets loaded; markets are refreshed once they go stale."""
+        """The exchange with its markets loaded; markets are refreshed once they go stale.
+
+        Costs upstream, once per ``MARKETS_TTL_SECONDS`` per exchange for the whole fleet:
+        a markets download (some exchanges take several requests), unless another
+        container's snapshot in the table is fresh. Raises :class:`errors.ProxyError`.
+        """
         exchange_id = self.check_allowed(exchange_id)
         venue = self._venues.get(exchange_id)
         if venue is not None and self._clock() < venue.markets_fresh_until:
@@ -174,7 +113,7 @@ class ExchangeGateway:
 
     async def _open(self, exchange_id: str) -> Venue:
         cached = await self._cache.get(
-            _markets_key(exchange_id), self._settings.markets_policy, self._downloader(exchange_id)
+            MarketsKey(exchange_id), self._settings.markets_policy, self._downloader(exchange_id)
         )
         return self._install(exchange_id, cached)
 
@@ -185,7 +124,7 @@ class ExchangeGateway:
         """
         exchange_id = self.check_allowed(exchange_id)
         cached = await self._cache.refresh(
-            _markets_key(exchange_id),
+            MarketsKey(exchange_id),
             self._settings.markets_policy,
             self._downloader(exchange_id),
             unless_fresh_for_s=unless_fresh_for_s,
@@ -201,25 +140,25 @@ class ExchangeGateway:
             await self.call(exchange_id, "markets", lambda: client.load_markets(reload=True))
             if not client.markets:
                 raise errors.UpstreamBadResponse(f"{exchange_id}: the exchange listed no markets")
-            return _snapshot(client)
+            return markets_snapshot(client)
 
         return download
 
     def _install(self, exchange_id: str, cached: Cached) -> Venue:
         client = self.client(exchange_id)
+        freshness = cached.freshness
         if cached.source != "upstream":
-            _restore(client, cached.payload)
-            latency("MarketsSnapshotAge", cached.age_ms, exchange=exchange_id)
+            restore_markets(client, cached.payload)
+            latency("MarketsSnapshotAge", freshness.age_ms, exchange=exchange_id)
         logger.info(
             "markets ready",
-            extra={"exchange": exchange_id, "source": cached.source, "age_ms": cached.age_ms},
+            extra={"exchange": exchange_id, "source": cached.source, "age_ms": freshness.age_ms},
         )
-        count(f"MarketsFrom{cached.source.upper()}", exchange=exchange_id)
         venue = Venue(
             id=exchange_id,
             client=client,
             symbols=SymbolIndex(client.markets),
-            markets_fresh_until=cached.entry.fresh_until,
+            markets_fresh_until=freshness.lifetime.fresh_until,
         )
         self._venues[exchange_id] = venue
         return venue
@@ -247,7 +186,7 @@ class ExchangeGateway:
             # headers; after a timeout, a dropped connection or a body that would not
             # parse, the client's last headers belong to some earlier request.
             answered = exc.__cause__ is None and exc.__context__ is None
-            asked = _retry_after(client.last_response_headers) if answered else None
+            asked = _retry_after(last_headers(client)) if answered else None
             error = errors.from_ccxt(exc, exchange_id, retry_after=asked)
             paused = attempt.failed(error, retry_after=asked)
             if paused is not None:
@@ -270,18 +209,11 @@ class ExchangeGateway:
             attempt.release()
             latency("UpstreamLatency", elapsed.ms, exchange=exchange_id)
 
-    def masked(self, text: str) -> str:
-        """``text`` with every configured credential and any URL's user:password masked."""
-        for secret in self._secrets:
-            text = text.replace(secret, _MASK)
-        return _URL_USERINFO.sub(_MASK + "@", text)
-
     async def close(self) -> None:
         """Close every client's HTTP session (a process shutting down)."""
         clients, self._clients = list(self._clients.values()), {}
         self._venues.clear()
-        for client in clients:
-            await client.close()
+        await asyncio.gather(*(client.close() for client in clients))
 
     async def suspend(self) -> None:
         """Close the clients' HTTP sessions but keep the clients and their markets.
@@ -289,8 +221,7 @@ class ExchangeGateway:
         Before a SnapStart snapshot: a connection in the snapshot would be dead (or shared by
         every container restored from it) when it is used again.
         """
-        for client in self._clients.values():
-            await client.close()
+        await asyncio.gather(*(client.close() for client in self._clients.values()))
 
     def resume(self) -> None:
         """Give every client a new HTTP session (after a SnapStart restore; on the loop)."""
@@ -298,94 +229,17 @@ class ExchangeGateway:
             client.open()  # ccxt's requests refuse a client closed by its owner until reopened
 
 
-def secret_values(options: Mapping[str, Any]) -> Iterator[str]:
-    """Every credential found in ccxt options (``EXCHANGE_OPTIONS``), at any depth:
-    values of credential and proxy keys, and every header value."""
-    for key, value in options.items():
-        name = str(key).lower()
-        if isinstance(value, Mapping):
-            if name == "headers":
-                yield from (str(v) for v in value.values() if len(str(v)) >= _SHORTEST_SECRET)
-            yield from secret_values(value)
-        elif (name in _CREDENTIAL_KEYS or name in _PROXY_KEYS) and value:
-            text = str(value)
-            if len(text) >= _SHORTEST_SECRET:
-                yield text
-
-
-def _quiet_ccxt_logging() -> None:
-    """ccxt logs every request's headers (an API key among them) at DEBUG: whatever level
-    the process logs at (a Lambda function's log level can be set to DEBUG), not those."""
-    ccxt_logger = logging.getLogger("ccxt")
-    if ccxt_logger.level < logging.INFO:  # NOTSET too: it would follow the root logger down
-        ccxt_logger.setLevel(logging.INFO)
-
-
-def _strict_json(client: Any) -> None:
-    """Make an answer whose body looks like JSON but does not parse, or a successful answer
-    that is a page of HTML (a captive portal, a CDN's page sent as a 200), an error
-    (``BadResponse``).
-
-    ccxt reads such a body as no body at all, and its parsers then build a ticker of nulls
-    or an empty page of candles, which the cache would keep as a known gap in history. Only
-    the body of an HTTP answer is judged so: ccxt calls ``on_rest_response`` just before
-    parsing it (synchronously, so no other request comes between), while exchange code
-    that parses JSON embedded in fields keeps ccxt's lenient reading. An HTML page with an
-    error status is left to ccxt, which maps the status (a 503 stays "unavailable").
-    """
-    from ccxt.base.errors import BadResponse
-
-    decode, lenient, received = client.on_json_response, client.parse_json, client.on_rest_response
-    answer_status: int | None = None
-
-    def on_rest_response(code: Any, *args: Any) -> Any:
-        nonlocal answer_status
-        answer_status = int(code) if str(code).isdigit() else 0
-        return received(code, *args)
-
-    def parse_json(text: Any) -> Any:
-        nonlocal answer_status
-        status, answer_status = answer_status, None
-        if status is None:
-            return lenient(text)
-        if isinstance(text, str) and text[:1] in ("{", "["):
-            try:
-                return decode(text)
-            except ValueError:
-                raise BadResponse(f"{client.id} sent malformed JSON") from None
-        if 200 <= status < 300 and isinstance(text, str) and text[:1] == "<":
-            raise BadResponse(f"{client.id} sent a page of HTML")
-        return None
-
-    client.on_rest_response = on_rest_response
-    client.parse_json = parse_json
-
-
-def _markets_key(exchange_id: str) -> str:
-    return f"markets#{exchange_id}"
-
-
-def _snapshot(client: Any) -> dict[str, Any]:
-    """What a new container needs to skip ``load_markets``: markets, currencies, helpers."""
-    markets = [
-        {k: v for k, v in market.items() if k not in _SNAPSHOT_DROP}
-        for market in client.markets.values()
-    ]
-    currencies = {
-        code: {k: v for k, v in currency.items() if k not in _SNAPSHOT_DROP}
-        for code, currency in (client.currencies or {}).items()
-    }
-    helpers = {
-        name: client.options[name]
-        for name in client.options.get("marketHelperProps", [])
-        if client.options.get(name) is not None
-    }
-    return {"markets": markets, "currencies": currencies, "helpers": helpers}
-
-
-def _restore(client: Any, snapshot: Mapping[str, Any]) -> None:
-    client.set_markets(snapshot["markets"], snapshot.get("currencies") or None)
-    client.options.update(snapshot.get("helpers") or {})
+def ohlcv_page_limit(client: Any) -> int:
+    """How many candles one request to the exchange returns at most (ccxt's ``features``)."""
+    features = client.features or {}
+    for market_type in ("spot", "swap", "future"):
+        section = features.get(market_type) or {}
+        for candidate in (section, *section.values()):
+            if isinstance(candidate, Mapping):
+                limit = (candidate.get("fetchOHLCV") or {}).get("limit")
+                if isinstance(limit, int) and limit > 0:
+                    return limit
+    return 500
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
