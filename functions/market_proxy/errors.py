@@ -117,14 +117,22 @@ class UpstreamBadResponse(ProxyError):
 
 
 def from_ccxt(
-    exc: BaseException, exchange_id: str, *, retry_after: float | None = None
+    exc: BaseException,
+    exchange_id: str,
+    *,
+    retry_after: float | None = None,
+    status: int | None = None,
 ) -> ProxyError:
     """Translate one exception raised while talking to an exchange into the client's error.
 
-    ``retry_after`` is the exchange's own ``Retry-After`` when it sent one. ccxt raises
+    ``retry_after`` is the exchange's own ``Retry-After`` when it sent one, ``status`` the
+    HTTP status of the answer that failed (None when none came). ccxt raises
     ``DDoSProtection`` both for throttling and for bans (Binance's 418, Kraken's "Temporary
-    lockout"); the message tells them apart. Anything that is not a ccxt error was raised
-    while parsing what the exchange sent, so it is a bad response, not our failure.
+    lockout"); the message tells them apart. An exchange's 418, and a 403 to a request for
+    public data (a CDN's block page, Bybit's "access too frequent"), are bans whatever ccxt
+    makes of them; a 5xx is the exchange being unwell, whatever its body says. Anything that
+    is not a ccxt error was raised while parsing what the exchange sent, so it is a bad
+    response, not our failure.
 
     The detail is written here, never copied from the exception: ccxt's messages carry the
     request URL and the exchange's raw body, which are not the client's business and may
@@ -134,7 +142,8 @@ def from_ccxt(
 
     if not isinstance(exc, ccxt_errors.BaseError):
         return UpstreamBadResponse(f"{exchange_id} sent an answer that could not be read")
-    if isinstance(exc, ccxt_errors.DDoSProtection) and _is_ban(str(exc)):
+    banned = status in (403, 418) and not isinstance(exc, ccxt_errors.AuthenticationError)
+    if banned or (isinstance(exc, ccxt_errors.DDoSProtection) and _is_ban(str(exc))):
         return UpstreamBanned(
             f"{exchange_id} has banned this service's address for a while",
             retry_after=retry_after or 60.0,
@@ -147,7 +156,8 @@ def from_ccxt(
         return UpstreamTimeout(f"{exchange_id} did not answer in time", retry_after=retry_after)
     if isinstance(exc, ccxt_errors.BadResponse) or _payload_broken(exc):
         return UpstreamBadResponse(f"{exchange_id} sent an answer that could not be read")
-    if isinstance(exc, ccxt_errors.OperationFailed) or _transport_failed(exc):
+    unwell = status is not None and status >= 500
+    if isinstance(exc, ccxt_errors.OperationFailed) or unwell or _transport_failed(exc):
         # Network errors, maintenance, and the exchange's own "unknown error, try again".
         return UpstreamUnavailable(
             f"{exchange_id} is unavailable or unreachable", retry_after=retry_after or 5.0

@@ -8,6 +8,7 @@ checked against its model; what does not fit is an unreadable answer
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +58,27 @@ def ticker(exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any]) 
     return checked
 
 
+def candles(exchange_id: str, rows: Any) -> list[list[Any]]:
+    """Candles as ``[timestamp, open, high, low, close, volume]``: an integer open time
+    (epoch ms) and five finite numbers, prices not negative; a missing volume is 0.
+
+    Raises :class:`errors.UpstreamBadResponse` for anything else.
+    """
+    if not isinstance(rows, list):
+        raise errors.UpstreamBadResponse(f"{exchange_id}: candles that could not be read")
+    checked = []
+    for row in rows:
+        if not isinstance(row, list | tuple) or len(row) < 6:
+            raise errors.UpstreamBadResponse(f"{exchange_id}: candles that could not be read")
+        stamp = _integer(row[0])
+        prices = [_finite(value) for value in row[1:5]]
+        volume = 0.0 if row[5] is None else _finite(row[5])
+        if stamp is None or stamp < 0 or volume is None or any(p is None for p in prices):
+            raise errors.UpstreamBadResponse(f"{exchange_id}: candles that could not be read")
+        checked.append([stamp, *prices, volume])
+    return checked
+
+
 def _validated(
     model: type[TickerData], fields: dict[str, Any], exchange_id: str, what: str
 ) -> dict[str, Any]:
@@ -64,6 +86,17 @@ def _validated(
         return model.model_validate(fields).model_dump()
     except ValidationError:
         raise errors.UpstreamBadResponse(f"{exchange_id}: {what} could not be read") from None
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite number that is not negative, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past what a double holds
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _integer(value: Any) -> int | None:

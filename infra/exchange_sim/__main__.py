@@ -15,7 +15,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--walk", action="store_true", help="prices take a random walk")
-    parser.add_argument("--synthetic-markets", type=int, default=20)
+    parser.add_argument("--synthetic-markets", type=int, default=40)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to answers")
     args = parser.parse_args()
     done = threading.Event()

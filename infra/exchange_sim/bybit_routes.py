@@ -101,4 +101,16 @@ _ROUTES: dict[str, tuple[str, Handler]] = {
     "/v5/market/orderbook": ("orderbook", _orderbook),
     "/v5/market/recent-trade": ("trades", _recent_trades),
     "/v5/market/time": ("other", lambda book, call: bybit.server_time(book)),
+    # Signed ("Get Coin Info"): what ccxt loads with markets when it holds credentials. No
+    # coin is listed; ccxt then builds currencies from the markets.
+    "/v5/asset/coin/query-info": (
+        "markets",
+        lambda book, call: {
+            "retCode": 0,
+            "retMsg": "success",
+            "result": {"rows": []},
+            "retExtInfo": {},
+            "time": book.now_ms(),
+        },
+    ),
 }

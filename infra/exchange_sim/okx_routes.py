@@ -130,4 +130,10 @@ _ROUTES: dict[str, tuple[str, Handler]] = {
     "/api/v5/public/funding-rate": ("funding", _funding_rate),
     "/api/v5/public/mark-price": ("funding", _mark_price),
     "/api/v5/public/time": ("other", _time),
+    # Signed ("Get currencies"): what ccxt loads with markets when it holds credentials.
+    # No currency is listed; ccxt then builds them from the markets.
+    "/api/v5/asset/currencies": (
+        "markets",
+        lambda book, call: {"code": "0", "msg": "", "data": []},
+    ),
 }

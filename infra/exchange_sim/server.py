@@ -47,7 +47,7 @@ class ExchangeSim:
     def __init__(
         self,
         *,
-        synthetic_markets: int = 20,
+        synthetic_markets: int = 40,
         seed: int = 1,
         latency_s: float = 0.0,
         walk: bool = False,

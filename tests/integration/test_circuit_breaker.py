@@ -99,7 +99,8 @@ def test_repeated_failures_stop_calls_until_a_probe_succeeds(
     assert sim.calls("binance", "ticker") == THRESHOLD + 2
     # and /health says what operators need to know meanwhile.
     assert health_while_open["status"] == "degraded"
-    assert health_while_open["circuits"] == {"binance": "open", "kraken": "closed"}
+    assert health_while_open["circuits"]["binance"] == "open"
+    assert set(health_while_open["circuits"].values()) == {"open", "closed"}
     assert (health_after["status"], health_after["circuits"]["binance"]) == ("ok", "closed")
     assert metric_total(printed.getvalue(), "CircuitOpened", exchange="binance") == 1
     assert metric_total(printed.getvalue(), "CircuitRejected", exchange="binance") == 5

@@ -156,5 +156,5 @@ async def test_an_exchange_off_the_allow_list_is_unknown(
     service: MarketData, sim: ExchangeSim
 ) -> None:
     with pytest.raises(errors.UnknownExchange):
-        await service.ticker("okx", "BTC/USDT")
+        await service.ticker("bitstamp", "BTC/USDT")
     assert sim.calls() == 0

@@ -120,7 +120,7 @@ def test_a_fresh_interpreter_starts_from_the_snapshot_without_downloading_market
 async def test_bad_targets_and_a_failing_exchange_do_not_stop_the_others(
     settings: Settings, sim: ExchangeSim
 ) -> None:
-    targets = parse_targets("binance:BTC/USDT,NOPE/USDT@1m okx:BTC/USDT kraken:BTC/USD@1h")
+    targets = parse_targets("binance:BTC/USDT,NOPE/USDT@1m bitstamp:BTC/USDT kraken:BTC/USD@1h")
     sim.inject("kraken", "503", endpoint="ticker", times=10)
     sim.inject("kraken", "503", endpoint="ohlcv", times=10)
     service = MarketData.from_settings(settings)
@@ -135,10 +135,10 @@ async def test_bad_targets_and_a_failing_exchange_do_not_stop_the_others(
     assert "ohlcv#binance#BTC/USDT#1m" in report.warmed
     assert failed["ticker#binance#NOPE/USDT"] == "unknown_market"
     assert failed["ohlcv#binance#NOPE/USDT#1m"] == "unknown_market"
-    assert failed["markets#okx"] == "unknown_exchange"
+    assert failed["markets#bitstamp"] == "unknown_exchange"
     assert failed["ticker#kraken#BTC/USD"] == "upstream_unavailable"
     assert failed["ohlcv#kraken#BTC/USD#1h"] == "upstream_unavailable"
-    assert {s["key"] for s in report.skipped} == {"ticker#okx#BTC/USDT"}
+    assert {s["key"] for s in report.skipped} == {"ticker#bitstamp#BTC/USDT"}
 
 
 @pytest.mark.anyio

@@ -7,11 +7,14 @@ import uuid
 from typing import Any
 
 from infra.exchange_sim import ExchangeSim
+from infra.exchange_sim.market_data import SUPPORTED
 from infra.local.dynamodb import local_client
 from infra.local.template import create_table
 from market_proxy.settings import Settings
 
-EXCHANGES = ("binance", "kraken")
+# The exchanges the service is configured with in tests: every wire format the loopback
+# exchange speaks.
+EXCHANGES = SUPPORTED
 
 
 def new_table(endpoint: str) -> str:
@@ -32,8 +35,16 @@ def settings_for(endpoint: str, table: str, sim: ExchangeSim, **overrides: Any) 
         "table_name": table,
         "dynamodb_endpoint_url": endpoint,
         "exchanges": EXCHANGES,
-        "exchange_options": {exchange: sim.ccxt_options(exchange) for exchange in EXCHANGES},
-        "upstream_timeout_ms": 1500,
+        # On loopback, closing a client need not wait for TLS connections to drain, and
+        # ccxt's limiter (on, as deployed) need not space calls to a loopback server out by
+        # the real exchange's rate (Kraken's is a second a call).
+        "exchange_options": {
+            exchange: {**sim.ccxt_options(exchange), "timeout_on_exit": 0, "rateLimit": 1}
+            for exchange in EXCHANGES
+        },
+        # Generous: the loopback exchange shares this process with the tests, so a busy
+        # machine slows it; cases about timeouts set their own.
+        "upstream_timeout_ms": 5000,
     }
     values.update(overrides)
     return Settings(**values)

@@ -30,6 +30,16 @@ def test_times_are_epoch_milliseconds_or_iso_8601_with_a_zone(text: str, stamp: 
     assert parse_time("since", text) == stamp
 
 
+def test_epoch_seconds_are_refused_with_the_milliseconds_they_would_be() -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        parse_time("since", "1700000000")
+    assert caught.value.status == 400
+    assert caught.value.extra["parameter"] == "since"
+    assert "1700000000000" in caught.value.detail
+    assert "1700000000000" in caught.value.extra["valid"]
+    assert parse_time("since", "94694400000") == 94_694_400_000  # 1973 in ms is taken as is
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -75,6 +75,9 @@ _ISO_8601 = (
 )
 _TIME_TEXT = f"{_EPOCH_MS}|{_ISO_8601}"
 _TIME = re.compile(_TIME_TEXT)
+# Epoch milliseconds before 1973 are far more likely epoch seconds sent by mistake (0, the
+# same instant either way, is the start of all history).
+SECONDS_LOOK_ALIKE_MS = 94_694_400_000
 
 
 def _moment(description: str) -> Any:
@@ -190,5 +193,13 @@ def parse_time(parameter: str, value: str | None) -> int | None:
             parameter,
             f"{parameter} must be epoch milliseconds or ISO 8601 with a zone, from 1970 on",
             valid="e.g. 1704067200000 or 2024-01-01T00:00:00Z",
+        )
+    if value.isdigit() and 0 < stamp < SECONDS_LOOK_ALIKE_MS:
+        # 1700000000 is November 2023 in seconds, and 20 January 1970 in milliseconds.
+        raise errors.InvalidParameter(
+            parameter,
+            f"{parameter}={value} is before 1973 in milliseconds: if it is in seconds, "
+            f"send {stamp * 1000}",
+            valid=f"epoch milliseconds, e.g. {stamp * 1000}",
         )
     return stamp

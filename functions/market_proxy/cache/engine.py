@@ -25,6 +25,8 @@ from market_proxy.observability import count
 from market_proxy.settings import DataPolicy
 
 Loader = Callable[[], Awaitable[Any]]
+# How long a loaded value is fresh: one policy, or one chosen by what was loaded.
+Policy = DataPolicy | Callable[[Any], DataPolicy]
 
 # How long a failed refresh is remembered when the exchange gave no Retry-After.
 ERROR_MEMORY_MS = 1000
@@ -49,7 +51,7 @@ class ReadThrough:
         self._clock = clock
         self._flights: dict[str, asyncio.Task[Cached]] = {}
 
-    async def get(self, key: Key, policy: DataPolicy, load: Loader) -> Cached:
+    async def get(self, key: Key, policy: Policy, load: Loader) -> Cached:
         """The value for ``key``: from memory, the shared table, or ``load()``, in that order.
 
         Never serves past freshness unless marked ``stale``: within the policy's
@@ -87,7 +89,7 @@ class ReadThrough:
         return await asyncio.shield(flight)
 
     async def refresh(
-        self, key: Key, policy: DataPolicy, load: Loader, *, unless_fresh_for_s: float
+        self, key: Key, policy: Policy, load: Loader, *, unless_fresh_for_s: float
     ) -> Cached | None:
         """Load ``key`` now unless it stays fresh for ``unless_fresh_for_s`` more seconds.
 
@@ -111,9 +113,7 @@ class ReadThrough:
         if self._flights:
             await asyncio.gather(*self._flights.values(), return_exceptions=True)
 
-    async def _refresh(
-        self, key: str, policy: DataPolicy, load: Loader, known: Entry | None
-    ) -> Cached:
+    async def _refresh(self, key: str, policy: Policy, load: Loader, known: Entry | None) -> Cached:
         stored = await self._shared.get(key)
         now = self._clock()
         if stored is not None:
@@ -137,9 +137,7 @@ class ReadThrough:
             return known.served("stale", now, "revalidating")
         return await self._load(key, policy, load, known)
 
-    async def _load(
-        self, key: str, policy: DataPolicy, load: Loader, known: Entry | None
-    ) -> Cached:
+    async def _load(self, key: str, policy: Policy, load: Loader, known: Entry | None) -> Cached:
         try:
             payload = await load()
         except errors.ProxyError as exc:
@@ -157,7 +155,8 @@ class ReadThrough:
                 return known.served("stale", now, exc.code)
             raise
         now = self._clock()
-        entry = Entry.create(key, payload, policy, now)
+        chosen = policy if isinstance(policy, DataPolicy) else policy(payload)
+        entry = Entry.create(key, payload, chosen, now)
         self._memory.put(entry)
         refused = await self._shared.put(entry)
         if refused is not None and not refused.store_wide:

@@ -26,43 +26,50 @@ BUCKET_CANDLES = 1000
 Candle = list[Any]
 
 
-@dataclass(slots=True)
-class Fetched:
-    """Candles fetched, and the ranges they answer for: ``firm`` for good (candles, or gaps
-    the exchange vouched for), ``tentative`` only briefly (nothing came, nor anything
-    after: a candle not yet published, a quiet market)."""
-
-    rows: list[Candle]
-    firm: list[Interval]
-    tentative: list[Interval]
-
-
 @dataclass
 class Bucket:
+    """One bucket's candles and what they answer for: ``covered`` for good (closed history,
+    gaps included), ``open`` only while the entry is fresh (candles that may still change,
+    and ``quiet`` ranges the exchange sent nothing for, with nothing after them yet)."""
+
     rows: dict[int, Candle]
     covered: list[Interval]
     open: Interval | None
+    quiet: list[Interval]
     entry: Entry | None
 
     @classmethod
     def load(cls, cached: Cached | None) -> Bucket:
         if cached is None:
-            return cls(rows={}, covered=[], open=None, entry=None)
+            return cls(rows={}, covered=[], open=None, quiet=[], entry=None)
         data = cached.payload
-        rows = {int(row[0]): row for row in data["candles"]}
+        rows = {int(row[0]): [int(row[0]), *row[1:6]] for row in data["candles"]}
         covered = [(int(a), int(b)) for a, b in data["covered"]]
         open_ = (int(data["open"][0]), int(data["open"][1])) if data.get("open") else None
-        return cls(rows=rows, covered=covered, open=open_, entry=cached.entry)
+        quiet = [(int(a), int(b)) for a, b in data.get("quiet") or ([open_] if open_ else [])]
+        return cls(rows=rows, covered=covered, open=open_, quiet=quiet, entry=cached.entry)
+
+    def _live(self, now: int | None) -> bool:
+        return (
+            self.open is not None
+            and self.entry is not None
+            and (now is None or self.entry.is_fresh(now))
+        )
 
     def usable(self, now: int) -> list[Interval]:
-        if self.open is not None and self.entry is not None and self.entry.is_fresh(now):
-            return [*self.covered, self.open]
-        return list(self.covered)
+        """What this bucket answers for now (nothing there needs fetching)."""
+        return [*self.covered, self.open] if self._live(now) and self.open else list(self.covered)
 
-    def usable_on_error(self, now: int) -> list[Interval]:
-        if self.open is not None and self.entry is not None:
-            return [*self.covered, self.open]
-        return list(self.covered)
+    def usable_on_error(self) -> list[Interval]:
+        """What it answers for when the exchange fails: its open part however old."""
+        return [*self.covered, self.open] if self._live(None) and self.open else list(self.covered)
+
+    def answered(self, now: int) -> list[Interval]:
+        """Where the exchange has said what it has: usable, less the quiet ranges (nothing
+        came after them, so they are no gap the exchange has vouched for)."""
+        if not self._live(now) or self.open is None:
+            return list(self.covered)
+        return merge([*self.covered, *(iv for iv in subtract(self.open, self.quiet))])
 
     def absorb(
         self,
@@ -74,10 +81,10 @@ class Bucket:
         """Take freshly fetched ``rows``, answering for ``firm`` and ``tentative`` ranges.
 
         Candles from ``provisional_from`` on may still change, and tentative ranges may
-        still fill: both are kept as provisional (``open``), valid only while the bucket
-        entry is fresh. The rest of a firm range is closed history, kept for good. The
-        provisional candles held before are dropped: whatever of them an answer needed was
-        fetched again.
+        still fill: both are kept as provisional (``open``, the tentative ones ``quiet``),
+        valid only while the bucket entry is fresh. The rest of a firm range is closed
+        history, kept for good. The provisional candles held before are dropped: whatever of
+        them an answer needed was fetched again.
         """
         if self.open is not None:
             for ts in [ts for ts in self.rows if self.open[0] <= ts < self.open[1]]:
@@ -89,6 +96,7 @@ class Bucket:
             [(max(start, provisional_from), end) for start, end in firm] + list(tentative)
         )
         self.open = (provisional[0][0], provisional[-1][1]) if provisional else None
+        self.quiet = merge(tentative)
         self.covered = merge([*self.covered, *closed])
 
     def payload(self) -> dict[str, Any]:
@@ -96,6 +104,7 @@ class Bucket:
             "candles": [self.rows[ts] for ts in sorted(self.rows)],
             "covered": [list(iv) for iv in self.covered],
             "open": list(self.open) if self.open else None,
+            "quiet": [list(iv) for iv in self.quiet],
         }
 
 

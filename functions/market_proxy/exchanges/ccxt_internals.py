@@ -7,13 +7,44 @@ What is relied on (pinned by ``pyproject.toml``'s ccxt range, and checked by
   the body of an HTTP answer is parsed, and ``parse_json(text)`` parses it;
 - ``set_markets(markets, currencies)`` installs markets as ``load_markets`` would, and
   ``options['marketHelperProps']`` names the options ``load_markets`` fills besides them;
-- ``last_response_headers`` holds the headers of the last answer received.
+- ``on_rest_response`` runs in the task that made the request, with the answer's status and
+  headers (so :func:`answer_seen` is this request's answer, whatever else runs meanwhile);
+- an instance's transport is ``fetch(url, method, headers, body)``, and ``paginate`` pages
+  through ``safe_deterministic_call`` (how :func:`requests_built` watches ``fetch_ohlcv``
+  build its requests without sending them).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """An HTTP answer an exchange sent: its status and headers (names as sent)."""
+
+    status: int
+    headers: Mapping[str, str]
+
+
+# The last answer received in the current task (each asyncio task has its own).
+_seen: ContextVar[Seen | None] = ContextVar("exchange_answer", default=None)
+
+
+def forget_answer() -> None:
+    """Before a request: no answer seen yet in this task."""
+    _seen.set(None)
+
+
+def answer_seen() -> Seen | None:
+    """The answer the current task's last request received, or None when none came (a
+    timeout, a dropped connection)."""
+    return _seen.get()
+
 
 # ccxt market fields never read when fetching market data; dropping them keeps the markets
 # snapshot small (Binance's raw `info` alone is most of its megabytes).
@@ -37,10 +68,13 @@ def strict_json(client: Any) -> None:
     decode, lenient, received = client.on_json_response, client.parse_json, client.on_rest_response
     answer_status: int | None = None
 
-    def on_rest_response(code: Any, *args: Any) -> Any:
+    def on_rest_response(
+        code: Any, reason: Any, url: Any, method: Any, headers: Any, *rest: Any
+    ) -> Any:
         nonlocal answer_status
         answer_status = int(code) if str(code).isdigit() else 0
-        return received(code, *args)
+        _seen.set(Seen(answer_status, dict(headers or {})))
+        return received(code, reason, url, method, headers, *rest)
 
     def parse_json(text: Any) -> Any:
         nonlocal answer_status
@@ -84,7 +118,55 @@ def restore_markets(client: Any, snapshot: Mapping[str, Any]) -> None:
     client.options.update(snapshot.get("helpers") or {})
 
 
-def last_headers(client: Any) -> Mapping[str, str] | None:
-    """The headers of the last answer the client received."""
-    headers: Mapping[str, str] | None = client.last_response_headers
-    return headers
+class _Captured(BaseException):
+    """Raised by a probe's transport: the request is built, nothing is sent. A BaseException,
+    so that no ``except Exception`` in an exchange's code can swallow it."""
+
+
+async def requests_built(
+    client: Any, market: Mapping[str, Any], calls: list[tuple[str, int | None, int | None, Any]]
+) -> tuple[list[str | None], list[int]]:
+    """What ccxt's own ``fetch_ohlcv`` for ``client``'s exchange sends for each call
+    (timeframe, since, limit, params), without sending anything: the request (method, URL
+    and body as one text; None where ccxt raised before building one), and the page size
+    ccxt's own pagination uses for that market (empty when it has none).
+
+    Relies on the instance's transport being ``fetch(url, method, headers, body)``, on
+    ``set_markets`` and on ``safe_deterministic_call`` being what ``paginate`` pages through.
+    A probe client of the same class is made for this; the live client is not touched.
+    """
+    probe = type(client)({"enableRateLimit": False, "timeout_on_exit": 0})
+    frozen = client.milliseconds()
+    probe.milliseconds = lambda: frozen
+    probe.seconds = lambda: frozen // 1000
+    probe.microseconds = lambda: frozen * 1000
+    probe.set_markets([dict(market)])
+    probe.options.update({k: v for k, v in client.options.items() if k == "defaultType"})
+    seen: list[str] = []
+
+    async def transport(
+        url: Any, method: Any = "GET", headers: Any = None, body: Any = None
+    ) -> Any:
+        seen.append(f"{method} {url} {body}")
+        raise _Captured
+
+    entries: list[int] = []
+
+    async def paged(method: Any, symbol: Any, since: Any, limit: Any, *rest: Any) -> list[Any]:
+        if isinstance(limit, int):
+            entries.append(limit)
+        return []
+
+    probe.fetch = transport
+    probe.safe_deterministic_call = paged
+    built: list[str | None] = []
+    for timeframe, since, limit, params in calls:
+        seen.clear()
+        with contextlib.suppress(_Captured, Exception):  # a refusal: nothing to compare
+            await probe.fetch_ohlcv(market["symbol"], timeframe, since, limit, dict(params))
+        built.append(seen[-1] if seen else None)
+    if calls:
+        timeframe, since = calls[0][0], calls[0][1]
+        with contextlib.suppress(_Captured, Exception):  # no pagination for this market
+            await probe.fetch_ohlcv(market["symbol"], timeframe, since, None, {"paginate": True})
+    return built, entries

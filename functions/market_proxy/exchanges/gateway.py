@@ -18,7 +18,12 @@ from market_proxy import errors
 from market_proxy.cache.engine import ReadThrough
 from market_proxy.cache.entry import Cached
 from market_proxy.circuit import CircuitBreaker
-from market_proxy.exchanges.ccxt_internals import last_headers, markets_snapshot, restore_markets
+from market_proxy.exchanges.ccxt_internals import (
+    answer_seen,
+    forget_answer,
+    markets_snapshot,
+    restore_markets,
+)
 from market_proxy.exchanges.clients import Masker, new_client
 from market_proxy.keys import MarketsKey
 from market_proxy.observability import Stopwatch, count, latency, logger, traced
@@ -171,10 +176,10 @@ class ExchangeGateway:
         calling while the exchange's circuit is open, and otherwise the translation of what
         went wrong (:class:`errors.ProxyError`); the outcome feeds the circuit.
         """
-        client = self.client(exchange_id)
         attempt = self.circuits.admit(exchange_id)
         count("UpstreamCalls", exchange=exchange_id)
         elapsed = Stopwatch()
+        forget_answer()
         try:
             async with traced(f"## upstream {what}", exchange=exchange_id, call=what):
                 result = await request()
@@ -182,12 +187,10 @@ class ExchangeGateway:
             attempt.failed(failure)
             raise
         except Exception as exc:
-            # Only an error raised on reading an answer's status comes with that answer's
-            # headers; after a timeout, a dropped connection or a body that would not
-            # parse, the client's last headers belong to some earlier request.
-            answered = exc.__cause__ is None and exc.__context__ is None
-            asked = _retry_after(last_headers(client)) if answered else None
-            error = errors.from_ccxt(exc, exchange_id, retry_after=asked)
+            seen = answer_seen()  # None after a timeout or a dropped connection
+            asked = _retry_after(seen.headers) if seen is not None else None
+            status = seen.status if seen is not None else None
+            error = errors.from_ccxt(exc, exchange_id, retry_after=asked, status=status)
             paused = attempt.failed(error, retry_after=asked)
             if paused is not None:
                 error.retry_after = paused  # no call will be made before then

@@ -1,0 +1,63 @@
+"""Candles from the exchange: each market's paging read off ccxt, pages fetched and checked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from market_proxy import normalize
+from market_proxy.candles.walk import Walked, walk
+from market_proxy.exchanges.gateway import ExchangeGateway, Venue
+from market_proxy.exchanges.paging import Paging, derive
+from market_proxy.intervals import Interval
+
+
+class CandleSource:
+    def __init__(self, gateway: ExchangeGateway) -> None:
+        self._gateway = gateway
+        self._paging: dict[tuple[str, str, str, str], Paging] = {}
+
+    async def paging(self, venue: Venue, market: Mapping[str, Any], timeframe: str) -> Paging:
+        """How ``market``'s candles page on its exchange (derived once per container, per
+        exchange, market type and timeframe; costs no upstream call)."""
+        subtype = "inverse" if market.get("inverse") else "linear"
+        key = (venue.id, str(market.get("type")), subtype, timeframe)
+        paging = self._paging.get(key)
+        if paging is None:
+            paging = await derive(venue.client, market, timeframe)
+            self._paging[key] = paging
+        return paging
+
+    async def fetch(
+        self,
+        venue: Venue,
+        market: Mapping[str, Any],
+        timeframe: str,
+        ranges: list[Interval],
+        *,
+        step_ms: int,
+        listed: bool = True,
+        enough: int | None = None,
+    ) -> Walked:
+        """Every candle the exchange serves in ``ranges``, paged as its paging says.
+
+        Costs upstream the pages :func:`walk` makes: per range, ceil(candles / page) for an
+        exchange whose pages ccxt can bound, a page more per hole for one it cannot, one
+        for an exchange that serves only its latest candles. Raises :class:`errors.ProxyError`
+        (a page that cannot be read is :class:`errors.UpstreamBadResponse`).
+        """
+        paging = await self.paging(venue, market, timeframe)
+        symbol = market["symbol"]
+
+        async def page(since: int | None, limit: int, until: int | None) -> list[list[Any]]:
+            params = {"until": until} if until is not None else {}
+            rows = await self._gateway.call(
+                venue.id,
+                "ohlcv",
+                lambda: venue.client.fetch_ohlcv(symbol, timeframe, since, limit, params),
+            )
+            return normalize.candles(venue.id, rows)
+
+        created = market.get("created")
+        listed_ms = created if listed and isinstance(created, int) and created > 0 else None
+        return await walk(page, paging, ranges, step_ms=step_ms, listed_ms=listed_ms, enough=enough)
