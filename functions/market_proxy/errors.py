@@ -66,6 +66,35 @@ class InvalidParameter(ProxyError):
         super().__init__(detail, extra=extra)
 
 
+class InvalidRequest(ProxyError):
+    """A parameter of the wrong type or length (the framework's validation)."""
+
+    status = 422
+    code = "invalid_request"
+    title = "The request is not valid"
+
+
+class RouteNotFound(ProxyError):
+    status = 404
+    code = "not_found"
+    title = "No such route"
+
+
+class MethodNotAllowed(ProxyError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class InternalError(ProxyError):
+    """A bug of the service's own (never something a client or an exchange did)."""
+
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+    retryable = True
+
+
 class NotSupported(ProxyError):
     status = 501
     code = "not_supported"
@@ -206,5 +235,6 @@ def kinds() -> list[type[ProxyError]]:
     return found
 
 
-# InvalidParameter is about a client's request, never remembered for others.
-_BY_CODE = {kind.code: kind for kind in kinds() if kind is not InvalidParameter}
+# What is about one client's request is never remembered for others.
+_REQUEST_ONLY = (InvalidParameter, InvalidRequest, RouteNotFound, MethodNotAllowed, InternalError)
+_BY_CODE = {kind.code: kind for kind in kinds() if kind not in _REQUEST_ONLY}

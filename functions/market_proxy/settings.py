@@ -109,6 +109,8 @@ class Settings(BaseModel):
     # `make run`.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # Set by `make run` only: logs may give hints that only make sense on a laptop.
+    local_run: bool = False
 
     @field_validator("exchanges", mode="before")
     @classmethod

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
+import socket
 import sys
 from typing import Any
 
@@ -38,8 +40,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    try:
+        listener = _listen(settings.host, settings.port)
+    except OSError as exc:
+        busy = exc.errno == errno.EADDRINUSE
+        reason = "is in use" if busy else f"cannot be listened on ({exc.strerror})"
+        print(
+            f"error: {settings.host}:{settings.port} {reason}; choose another with PORT= "
+            "(e.g. PORT=8001 make run)",
+            file=sys.stderr,
+        )
+        return 2
+
     with contextlib.ExitStack() as stack:
-        overrides: dict[str, Any] = {"refresh_in_background": True}
+        stack.callback(listener.close)
+        overrides: dict[str, Any] = {"refresh_in_background": True, "local_run": True}
         if settings.dynamodb_endpoint_url is None:
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
             moto = stack.enter_context(EmbeddedMoto())
@@ -49,9 +64,27 @@ def main(argv: list[str] | None = None) -> int:
             overrides["exchange_options"] = stack.enter_context(_simulated(settings))
         settings = settings.model_copy(update=overrides)
         app = create_app(MarketData.from_settings(settings))
-        _banner(settings, simulated=args.simulate)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        port = listener.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        # The socket is listening already: connections wait in its backlog until uvicorn
+        # accepts them, so the banner may promise the URL now.
+        _banner(settings.model_copy(update={"port": port}), simulated=args.simulate)
+        server.run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, as uvicorn would open it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 @contextlib.contextmanager

@@ -102,8 +102,12 @@ class DynamoDBFaultProxy:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
+        # (a short poll: shutdown() waits for one, and stopping should not cost half a second)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="dynamodb-faults", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="dynamodb-faults",
+            daemon=True,
         )
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 

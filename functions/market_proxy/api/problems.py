@@ -36,34 +36,27 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def problem_response(
-    request: Request,
-    *,
-    status: int,
-    code: str,
-    title: str,
-    detail: str,
-    retryable: bool,
-    extra: dict[str, Any] | None = None,
-    retry_after: str | None = None,
-) -> Response:
+def problem_response(request: Request, error: errors.ProxyError) -> Response:
+    """``error`` as RFC 9457 problem details, counted by status."""
+    count(f"Http{error.status}")
     body: dict[str, Any] = {
-        "type": f"/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
+        "type": f"/problems/{error.code}",
+        "title": error.title,
+        "status": error.status,
+        "detail": error.detail,
         "instance": request.url.path,
-        "code": code,
-        "retryable": retryable,
-        **(extra or {}),
+        "code": error.code,
+        "retryable": error.retryable,
+        **error.extra,
     }
     headers = {"Cache-Control": "no-store"}
+    retry_after = error.retry_after_header
     if retry_after is not None:
         headers["Retry-After"] = retry_after
         body["retry_after"] = int(retry_after)
     return Response(
         content=json.dumps(body, separators=(",", ":"), default=str),
-        status_code=status,
+        status_code=error.status,
         headers=headers,
         media_type=PROBLEM_JSON,
     )
@@ -71,17 +64,7 @@ def problem_response(
 
 async def _proxy_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ProxyError)
-    count(f"Http{exc.status}")
-    return problem_response(
-        request,
-        status=exc.status,
-        code=exc.code,
-        title=exc.title,
-        detail=exc.detail,
-        retryable=exc.retryable,
-        extra=exc.extra,
-        retry_after=exc.retry_after_header,
-    )
+    return problem_response(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -93,28 +76,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         }
         for err in exc.errors()
     ]
-    return problem_response(
-        request,
-        status=422,
-        code="invalid_request",
-        title="The request is not valid",
-        detail="; ".join(f"{p['parameter']}: {p['message']}" for p in problems),
-        retryable=False,
-        extra={"errors": problems},
-    )
+    detail = "; ".join(f"{p['parameter']}: {p['message']}" for p in problems)
+    return problem_response(request, errors.InvalidRequest(detail, extra={"errors": problems}))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    response = problem_response(
-        request,
-        status=exc.status_code,
-        code=code,
-        title=str(exc.detail),
-        detail=f"{request.method} {request.url.path}: {exc.detail}",
-        retryable=False,
-    )
+    detail = f"{request.method} {request.url.path}: {exc.detail}"
+    kind = errors.MethodNotAllowed if exc.status_code == 405 else errors.RouteNotFound
+    response = problem_response(request, kind(detail))
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -123,14 +93,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def unexpected(request: Request) -> Response:
     """The answer to a bug (not something a client or an exchange did): logged, counted."""
     logger.exception("unhandled error", extra={"path": request.url.path})
-    count("Http500")
     return problem_response(
         request,
-        status=500,
-        code="internal_error",
-        title="Internal error",
-        detail="The proxy failed unexpectedly; the failure has been logged.",
-        retryable=True,
+        errors.InternalError("The proxy failed unexpectedly; the failure has been logged."),
     )
 
 
@@ -143,20 +108,8 @@ def install(app: FastAPI) -> None:
 
 def describe() -> list[dict[str, Any]]:
     """Every problem code this service answers with, for ``GET /problems``."""
-    seen = {
-        kind.code: {
-            "code": kind.code,
-            "status": kind.status,
-            "title": kind.title,
-            "retryable": kind.retryable,
-        }
+    described = [
+        {"code": kind.code, "status": kind.status, "title": kind.title, "retryable": kind.retryable}
         for kind in errors.kinds()
-    }
-    for code, status, title in (
-        ("invalid_request", 422, "The request is not valid"),
-        ("not_found", 404, "No such route"),
-        ("method_not_allowed", 405, "Method not allowed"),
-        ("internal_error", 500, "Internal error"),
-    ):
-        seen[code] = {"code": code, "status": status, "title": title, "retryable": status == 500}
-    return sorted(seen.values(), key=lambda p: p["code"])
+    ]
+    return sorted(described, key=lambda p: p["code"])

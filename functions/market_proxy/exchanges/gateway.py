@@ -195,15 +195,18 @@ class ExchangeGateway:
             if paused is not None:
                 error.retry_after = paused  # no call will be made before then
             count("UpstreamErrors", exchange=exchange_id)
-            logger.warning(
-                "upstream call failed",
-                extra={
-                    "exchange": exchange_id,
-                    "what": what,
-                    "code": error.code,
-                    "error": f"{type(exc).__name__}: {self.masked(str(exc))}"[:500],
-                },
-            )
+            details: dict[str, Any] = {
+                "exchange": exchange_id,
+                "what": what,
+                "code": error.code,
+                "error": f"{type(exc).__name__}: {self.masked(str(exc))}"[:500],
+            }
+            if self._settings.local_run and seen is None and error.code == "upstream_unavailable":
+                details["hint"] = (
+                    f"{exchange_id} could not be reached: offline? `make demo` serves the same "
+                    "app from a simulated exchange"
+                )
+            logger.warning("upstream call failed", extra=details)
             raise error from exc
         else:
             attempt.succeeded()
