@@ -32,6 +32,22 @@ class ProxyError(Exception):
         self.retry_after = retry_after
         self.extra: dict[str, Any] = dict(extra or {})
 
+    def problem(self) -> dict[str, Any]:
+        """This error as problem details (RFC 9457's members, with ``code``, ``retryable``
+        and what it adds), for answers that hold several outcomes and for every transport."""
+        body: dict[str, Any] = {
+            "code": self.code,
+            "status": self.status,
+            "title": self.title,
+            "detail": self.detail,
+            "retryable": self.retryable,
+            **self.extra,
+        }
+        header = self.retry_after_header
+        if header is not None:
+            body["retry_after"] = int(header)
+        return body
+
     @property
     def retry_after_header(self) -> str | None:
         """``Retry-After`` in whole seconds, rounded up, or None when it does not apply."""

@@ -66,6 +66,132 @@ class Ticker(TickerData):
 TICKER_IDENTITY = frozenset({*MarketAnswer.model_fields, "timestamp", "datetime"})
 TICKER_STATE = tuple(name for name in TickerData.model_fields if name not in TICKER_IDENTITY)
 
+Level = tuple[Price, Amount]
+
+
+class OrderBookData(MarketAnswer):
+    timestamp: int | None
+    datetime: str | None
+    nonce: int | None = Field(description="The exchange's sequence number of the book, if any.")
+    depth: int = Field(description="Levels per side in this answer (at most those asked for).")
+    bids: list[Level] = Field(description="[price, amount], best (highest) first.")
+    asks: list[Level] = Field(description="[price, amount], best (lowest) first.")
+    spread: FiniteFloat | None = Field(description="Best ask less best bid.")
+    mid: Price | None = Field(description="Halfway between the best bid and the best ask.")
+
+
+class OrderBook(OrderBookData):
+    freshness: Freshness
+
+
+class Trade(BaseModel):
+    id: str | None
+    timestamp: int
+    datetime: str | None
+    side: Literal["buy", "sell"] | None = Field(description="The taker's side.")
+    price: Price
+    amount: Amount
+    cost: Amount | None
+
+
+class TradesData(MarketAnswer):
+    timestamp: int | None = Field(description="The newest trade's time, epoch ms.")
+    trades: list[Trade] = Field(description="Newest last.")
+
+
+class Trades(TradesData):
+    freshness: Freshness
+
+
+class FundingData(MarketAnswer):
+    timestamp: int | None
+    datetime: str | None
+    funding_rate: FiniteFloat | None = Field(description="The rate of the current period.")
+    funding_timestamp: int | None = Field(description="When it is paid, epoch ms.")
+    next_funding_rate: FiniteFloat | None
+    next_funding_timestamp: int | None
+    interval: str | None = Field(description="How often funding is paid, e.g. 8h.")
+    mark_price: Price | None
+    index_price: Price | None
+
+
+class Funding(FundingData):
+    freshness: Freshness
+
+
+class MarketInfo(BaseModel):
+    symbol: str
+    market_id: str
+    type: str | None = Field(description="spot, swap, future or option.")
+    base: str
+    quote: str
+    settle: str | None
+    active: bool | None
+    precision: dict[str, Any]
+    limits: dict[str, Any]
+    accepted: list[str] = Field(description="Ways to write this market that the service reads.")
+
+
+class Markets(BaseModel):
+    exchange: str
+    total: int = Field(description="Markets matching the filters, on every page.")
+    markets: list[MarketInfo]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+    freshness: Freshness
+
+
+class InlineProblem(BaseModel):
+    """A problem as it appears inside an answer (RFC 9457 fields; see `/problems`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    status: int
+    title: str
+    detail: str
+    retryable: bool
+    retry_after: int | None = None
+
+
+class Tickers(BaseModel):
+    exchange: str
+    tickers: dict[str, Ticker] = Field(description="By canonical symbol.")
+    errors: dict[str, InlineProblem] = Field(
+        description="By symbol as asked: why it has no ticker."
+    )
+    freshness: Freshness = Field(description="The batch's: that of its least fresh ticker.")
+
+
+class VenueTicker(BaseModel):
+    exchange: str
+    market_id: str | None = None
+    bid: Price | None = None
+    ask: Price | None = None
+    last: Price | None = None
+    freshness: Freshness | None = None
+    problem: InlineProblem | None = None
+
+
+class Quote(BaseModel):
+    exchange: str
+    price: Price
+
+
+class Comparison(BaseModel):
+    symbol: str
+    venues: list[VenueTicker] = Field(
+        description="Each exchange asked, with its ticker or problem."
+    )
+    best_bid: Quote | None = Field(description="The highest bid, and where.")
+    best_ask: Quote | None = Field(description="The lowest ask, and where.")
+    spread: FiniteFloat | None = Field(
+        description=(
+            "Best ask less best bid across venues (negative: one venue bids above another's ask)."
+        )
+    )
+    freshness: Freshness = Field(description="The comparison's: its least fresh venue's.")
+
+
 Candle = tuple[int, FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat]
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
@@ -108,7 +234,11 @@ class ExchangeInfo(BaseModel):
     id: str
     name: str
     ticker: bool
+    tickers: bool = Field(description="A batch of tickers in one call (else one call each).")
     ohlcv: bool
+    orderbook: bool
+    trades: bool
+    funding: bool
     timeframes: list[str]
     ohlcv_page_limit: int
 

@@ -12,10 +12,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from market_proxy import errors
-from market_proxy.models import TickerData
+from market_proxy.models import FundingData, OrderBookData, TickerData, TradesData
 
 # ccxt's unified ticker fields, by the names this service gives them.
 _TICKER_FIELDS = {
@@ -40,16 +40,10 @@ def ticker(exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any]) 
     Raises :class:`errors.UpstreamBadResponse` when a value is not a finite number (or a
     price is negative), or when the answer holds no price at all.
     """
-    fields: dict[str, Any] = {
-        "exchange": exchange_id,
-        "symbol": market["symbol"],
-        "market_id": market["id"],
-        "timestamp": _integer(raw.get("timestamp")),
-        "datetime": raw.get("datetime") if isinstance(raw.get("datetime"), str) else None,
-    }
+    fields = _identity(exchange_id, market, raw)
     for name, source in _TICKER_FIELDS.items():
         value = raw.get(source)
-        fields[name] = value if isinstance(value, int | float) and value is not True else None
+        fields[name] = _number(value)
     checked = _validated(TickerData, fields, exchange_id, f"the ticker of {market['symbol']}")
     if checked["last"] is None and (checked["bid"] is None or checked["ask"] is None):
         raise errors.UpstreamBadResponse(
@@ -79,13 +73,130 @@ def candles(exchange_id: str, rows: Any) -> list[list[Any]]:
     return checked
 
 
+def order_book(
+    exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any], depth: int
+) -> dict[str, Any]:
+    """A book as ``[price, amount]`` levels, best first, at most ``depth`` a side, with its
+    spread and mid. Raises :class:`errors.UpstreamBadResponse` for a level that is not two
+    finite numbers (prices and amounts not negative), or for sides that cross."""
+    what = f"the order book of {market['symbol']}"
+    bids = sorted(_levels(raw.get("bids"), exchange_id, what), key=lambda lv: -lv[0])[:depth]
+    asks = sorted(_levels(raw.get("asks"), exchange_id, what), key=lambda lv: lv[0])[:depth]
+    spread = mid = None
+    if bids and asks:
+        spread, mid = asks[0][0] - bids[0][0], (asks[0][0] + bids[0][0]) / 2
+    fields = {
+        **_identity(exchange_id, market, raw),
+        "nonce": _integer(raw.get("nonce")),
+        "depth": max(len(bids), len(asks)),
+        "bids": bids,
+        "asks": asks,
+        "spread": spread,
+        "mid": mid,
+    }
+    return _validated(OrderBookData, fields, exchange_id, what)
+
+
+def book_depth(book: Mapping[str, Any], depth: int) -> dict[str, Any]:
+    """A normalized book cut to ``depth`` levels a side (spread and mid stay the same)."""
+    bids, asks = book["bids"][:depth], book["asks"][:depth]
+    return {**book, "bids": bids, "asks": asks, "depth": max(len(bids), len(asks))}
+
+
+def trades(exchange_id: str, market: Mapping[str, Any], raw: Any) -> dict[str, Any]:
+    """Public trades, newest last. Raises :class:`errors.UpstreamBadResponse` for a trade
+    without a time, or with a price or amount that is not a finite number."""
+    what = f"the trades of {market['symbol']}"
+    if not isinstance(raw, list):
+        raise errors.UpstreamBadResponse(f"{exchange_id}: {what} could not be read")
+    rows = []
+    for trade in raw:
+        if not isinstance(trade, Mapping):
+            raise errors.UpstreamBadResponse(f"{exchange_id}: {what} could not be read")
+        side = trade.get("side")
+        trade_id = trade.get("id")
+        rows.append(
+            {
+                "id": None if trade_id is None else str(trade_id),
+                "timestamp": _integer(trade.get("timestamp")),
+                "datetime": _text(trade.get("datetime")),
+                "side": side if side in ("buy", "sell") else None,
+                "price": _number(trade.get("price")),
+                "amount": _number(trade.get("amount")),
+                "cost": _number(trade.get("cost")),
+            }
+        )
+    rows.sort(key=lambda row: row["timestamp"] if isinstance(row["timestamp"], int) else -1)
+    fields = {
+        "exchange": exchange_id,
+        "symbol": market["symbol"],
+        "market_id": market["id"],
+        "timestamp": rows[-1]["timestamp"] if rows else None,
+        "trades": rows,
+    }
+    return _validated(TradesData, fields, exchange_id, what)
+
+
+def funding(exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A perpetual's funding: ccxt's unified funding-rate fields, named in snake case."""
+    fields = {
+        **_identity(exchange_id, market, raw),
+        "funding_rate": _number(raw.get("fundingRate")),
+        "funding_timestamp": _integer(raw.get("fundingTimestamp")),
+        "next_funding_rate": _number(raw.get("nextFundingRate")),
+        "next_funding_timestamp": _integer(raw.get("nextFundingTimestamp")),
+        "interval": _text(raw.get("interval")),
+        "mark_price": _number(raw.get("markPrice")),
+        "index_price": _number(raw.get("indexPrice")),
+    }
+    checked = _validated(FundingData, fields, exchange_id, f"the funding of {market['symbol']}")
+    if checked["funding_rate"] is None and checked["mark_price"] is None:
+        raise errors.UpstreamBadResponse(f"{exchange_id}: no funding for {market['symbol']}")
+    return checked
+
+
+def _identity(
+    exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "exchange": exchange_id,
+        "symbol": market["symbol"],
+        "market_id": market["id"],
+        "timestamp": _integer(raw.get("timestamp")),
+        "datetime": _text(raw.get("datetime")),
+    }
+
+
+def _levels(levels: Any, exchange_id: str, what: str) -> list[list[float]]:
+    if not isinstance(levels, list):
+        raise errors.UpstreamBadResponse(f"{exchange_id}: {what} could not be read")
+    checked = []
+    for level in levels:
+        if not isinstance(level, list | tuple) or len(level) < 2:
+            raise errors.UpstreamBadResponse(f"{exchange_id}: {what} could not be read")
+        price, amount = _finite(level[0]), _finite(level[1])
+        if price is None or amount is None:
+            raise errors.UpstreamBadResponse(f"{exchange_id}: {what} could not be read")
+        checked.append([price, amount])
+    return checked
+
+
 def _validated(
-    model: type[TickerData], fields: dict[str, Any], exchange_id: str, what: str
+    model: type[BaseModel], fields: dict[str, Any], exchange_id: str, what: str
 ) -> dict[str, Any]:
     try:
         return model.model_validate(fields).model_dump()
     except ValidationError:
         raise errors.UpstreamBadResponse(f"{exchange_id}: {what} could not be read") from None
+
+
+def _number(value: Any) -> Any:
+    """A number as ccxt gave it (its model checks it), or None when there is none."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _finite(value: Any) -> float | None:

@@ -7,11 +7,12 @@ answers from the cache and goes upstream only when the cache cannot serve.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from market_proxy import errors, normalize
+from market_proxy import catalog, errors, normalize
 from market_proxy.answers import Answer
+from market_proxy.batch import Batch
 from market_proxy.cache.client import make_store
 from market_proxy.cache.dynamodb import DynamoDBStore
 from market_proxy.cache.engine import ReadThrough
@@ -20,11 +21,13 @@ from market_proxy.cache.leases import Leases
 from market_proxy.cache.memory import MemoryTier
 from market_proxy.cache.shared import Outage, SharedTier, Tiers
 from market_proxy.candles import CandleStore, plan
+from market_proxy.catalog import MarketQuery
 from market_proxy.clock import now_ms
 from market_proxy.demand import DemandLog
 from market_proxy.exchanges.clients import exchange_class
-from market_proxy.exchanges.gateway import ExchangeGateway, ohlcv_page_limit
-from market_proxy.keys import DemandKey, Kind, MarketKey, SeriesKey
+from market_proxy.exchanges.gateway import ExchangeGateway, Venue
+from market_proxy.keys import DemandKey, MarketKey, SeriesKey
+from market_proxy.kinds import FUNDING, ORDERBOOK, SPECS, TICKER, TRADES, Spec
 from market_proxy.observability import logger
 from market_proxy.settings import Settings, SettingsError
 
@@ -66,6 +69,15 @@ class MarketData:
             settings, self._cache, tiers, self._leases, self._gateway, clock
         )
         self._demand = DemandLog(store, outage, clock, flush_every_s=settings.demand_flush_seconds)
+        self._batch = Batch(
+            settings,
+            self._memory,
+            self._cache,
+            self._gateway,
+            ticker=self.ticker,
+            noted=self._noted,
+            clock=clock,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], int] = now_ms) -> MarketData:
@@ -80,10 +92,94 @@ class MarketData:
         Cost upstream: at most one ``fetch_ticker`` per key per freshness window, however
         many callers ask at once, in this container or in others.
         """
-        key, load = await self._ticker_source(exchange, symbol)
-        cached = await self._cache.get(key, self.settings.ticker_policy, load)
-        await self._noted(key)
-        return Answer.cached(cached)
+        return await self._read(TICKER, exchange, symbol)
+
+    async def tickers(self, exchange: str, symbols: Sequence[str]) -> Answer:
+        """The tickers of up to ``TICKERS_MAX_SYMBOLS`` markets of one exchange; a symbol that
+        cannot be answered is reported under ``errors``, never failing the others. The same
+        cache entries as :meth:`ticker`, both ways.
+
+        Cost upstream: one ``fetch_tickers`` for those not fresh in the cache, where the
+        exchange has it; else one ``fetch_ticker`` each (coalesced as :meth:`ticker`'s).
+        """
+        return await self._batch.tickers(exchange, symbols)
+
+    async def order_book(self, exchange: str, symbol: str, depth: int | None = None) -> Answer:
+        """The order book of one market, ``depth`` levels a side (``ORDERBOOK_DEFAULT_DEPTH``
+        when not given; at most ``ORDERBOOK_MAX_DEPTH``), at most ``ORDERBOOK_TTL_MS`` old
+        unless marked stale.
+
+        Cost upstream: one ``fetch_order_book`` per market per freshness window, whatever
+        the depths asked for: it is fetched ``ORDERBOOK_MAX_DEPTH`` deep and cut.
+        """
+        wanted = self._bounded(
+            "depth", depth, self.settings.orderbook_default_depth, self.settings.orderbook_max_depth
+        )
+        answer = await self._read(ORDERBOOK, exchange, symbol)
+        return Answer.assembled(normalize.book_depth(answer.data, wanted), answer.freshness)
+
+    async def trades(
+        self, exchange: str, symbol: str, *, since: int | None = None, limit: int | None = None
+    ) -> Answer:
+        """Recent public trades of one market, newest last: the last ``limit`` of the
+        exchange's latest ``TRADES_MAX_LIMIT`` (from ``since`` on, when given).
+
+        Cost upstream: one ``fetch_trades`` per market per ``TRADES_TTL_SECONDS``.
+        """
+        wanted = self._bounded(
+            "limit", limit, self.settings.trades_default_limit, self.settings.trades_max_limit
+        )
+        answer = await self._read(TRADES, exchange, symbol)
+        rows = [t for t in answer.data["trades"] if since is None or t["timestamp"] >= since]
+        data = {**answer.data, "trades": rows[-wanted:]}
+        return Answer.assembled(data, answer.freshness)
+
+    async def funding(self, exchange: str, symbol: str) -> Answer:
+        """The current funding of a perpetual swap: rate, next funding time, mark and index
+        price. Raises :class:`errors.InvalidParameter` for a spot market and
+        :class:`errors.NotSupported` where the exchange or the market has no funding.
+
+        Cost upstream: one ``fetch_funding_rate`` per market per ``FUNDING_TTL_SECONDS``.
+        """
+        venue = await self._gateway.venue(exchange)
+        market = venue.market(symbol)
+        if market.get("spot"):
+            perpetuals = [
+                m["symbol"]
+                for m in venue.client.markets.values()
+                if m.get("swap") and m.get("base") == market.get("base")
+            ]
+            raise errors.InvalidParameter(
+                "symbol",
+                f"{market['symbol']} is a spot market; funding is paid on perpetual swaps",
+                valid=perpetuals[:10] or "a perpetual swap, e.g. BTC/USDT:USDT",
+            )
+        if not market.get("swap"):
+            raise errors.NotSupported(f"{market['symbol']} on {venue.id} pays no funding")
+        return await self._read(FUNDING, exchange, symbol)
+
+    async def compare(self, symbol: str, exchanges: Sequence[str] | None = None) -> Answer:
+        """One market's ticker on several exchanges side by side (by default every
+        allow-listed exchange that lists it), with the best bid and ask and where they are.
+
+        A venue that fails is listed with its problem and never fails the answer. Cost
+        upstream: what :meth:`ticker` costs on each venue, all asked at once.
+        """
+        return await self._batch.compare(symbol, exchanges)
+
+    async def markets(
+        self, exchange: str, query: MarketQuery, *, limit: int | None = None
+    ) -> Answer:
+        """An exchange's markets, filtered, ``limit`` a page (``MARKETS_DEFAULT_LIMIT``; at
+        most ``MARKETS_MAX_LIMIT``), from its markets snapshot (no upstream call while the
+        snapshot is fresh). Raises :class:`errors.InvalidParameter` for a limit out of
+        bounds or a cursor that is not one this query's pages gave."""
+        settings = self.settings
+        size = self._bounded(
+            "limit", limit, settings.markets_default_limit, settings.markets_max_limit
+        )
+        venue = await self._gateway.venue(exchange)
+        return catalog.markets_page(venue, query, size, self.clock())
 
     async def candles(
         self,
@@ -118,6 +214,36 @@ class MarketData:
         await self._noted(SeriesKey(venue.id, market["symbol"], timeframe))
         return answer
 
+    async def _read(self, spec: Spec, exchange: str, symbol: str) -> Answer:
+        venue = await self._gateway.venue(exchange)
+        market = venue.market(symbol)
+        venue.require(spec.capability)
+        key = MarketKey(spec.kind, venue.id, market["symbol"])
+        cached = await self._cache.get(
+            key, spec.policy(self.settings), self._loader(spec, venue, market)
+        )
+        await self._noted(key)
+        return Answer.cached(cached)
+
+    def _loader(self, spec: Spec, venue: Venue, market: Mapping[str, Any]) -> Loader:
+        async def load() -> dict[str, Any]:
+            raw = await self._gateway.call(
+                venue.id,
+                spec.kind.value,
+                lambda: spec.fetch(venue.client, market["symbol"], self.settings),
+            )
+            return spec.shape(venue.id, market, raw, self.settings)
+
+        return load
+
+    @staticmethod
+    def _bounded(name: str, value: int | None, default: int, most: int) -> int:
+        if value is None:
+            return default
+        if not 1 <= value <= most:
+            raise errors.InvalidParameter(name, f"{name} must be 1 to {most}", valid=f"1..{most}")
+        return value
+
     async def resolve(self, exchange: str, symbols: Sequence[str]) -> tuple[str, list[str]]:
         """The exchange's allow-listed id and the canonical symbol of each market named
         (each once, in order), for transports that ask repeatedly (streams).
@@ -131,22 +257,8 @@ class MarketData:
     # -- what the service offers --------------------------------------------------------
 
     def exchanges(self) -> list[dict[str, Any]]:
-        """What each allow-listed exchange offers; no upstream call."""
-        described = []
-        for exchange_id in self.settings.exchanges:
-            client = self._gateway.client(exchange_id)
-            has = client.has or {}
-            described.append(
-                {
-                    "id": exchange_id,
-                    "name": client.name,
-                    "ticker": bool(has.get("fetchTicker")),
-                    "ohlcv": bool(has.get("fetchOHLCV")),
-                    "timeframes": list(client.timeframes or {}),
-                    "ohlcv_page_limit": ohlcv_page_limit(client),
-                }
-            )
-        return described
+        """What each allow-listed exchange offers (from ccxt's ``has``); no upstream call."""
+        return [catalog.describe(self._gateway.client(ex)) for ex in self.settings.exchanges]
 
     async def health(self, *, deep: bool) -> dict[str, Any]:
         """Liveness and, per exchange, whether this container is calling it (its circuit);
@@ -198,16 +310,19 @@ class MarketData:
             return SeriesKey(venue.id, symbol, key.timeframe)
         return MarketKey(key.kind, venue.id, symbol)
 
-    async def warm_ticker(
-        self, exchange: str, symbol: str, *, unless_fresh_for_s: float = 0.0
-    ) -> Cached | None:
-        """Refresh one ticker in the cache unless it stays fresh that long (for warmers).
-
-        Returns None when nothing was needed or another container is refreshing it.
+    async def warm(self, key: MarketKey, *, unless_fresh_for_s: float = 0.0) -> Cached | None:
+        """Refresh one market's data in the cache unless it stays fresh that long (for
+        warmers). Returns None when nothing was needed or another container refreshes it.
         """
-        key, load = await self._ticker_source(exchange, symbol)
+        spec = SPECS[key.kind]
+        venue = await self._gateway.venue(key.exchange)
+        market = venue.market(key.symbol)
+        venue.require(spec.capability)
         return await self._cache.refresh(
-            key, self.settings.ticker_policy, load, unless_fresh_for_s=unless_fresh_for_s
+            MarketKey(key.kind, venue.id, market["symbol"]),
+            spec.policy(self.settings),
+            self._loader(spec, venue, market),
+            unless_fresh_for_s=unless_fresh_for_s,
         )
 
     async def most_asked(self, limit: int) -> list[tuple[DemandKey, int]]:
@@ -247,19 +362,6 @@ class MarketData:
         self._gateway.resume()
 
     # -- helpers ------------------------------------------------------------------------
-
-    async def _ticker_source(self, exchange: str, symbol: str) -> tuple[MarketKey, Loader]:
-        venue = await self._gateway.venue(exchange)
-        market = venue.market(symbol)
-        venue.require("fetchTicker")
-
-        async def load() -> dict[str, Any]:
-            raw = await self._gateway.call(
-                venue.id, "ticker", lambda: venue.client.fetch_ticker(market["symbol"])
-            )
-            return normalize.ticker(venue.id, market, raw)
-
-        return MarketKey(Kind.TICKER, venue.id, market["symbol"]), load
 
     async def _noted(self, key: DemandKey) -> None:
         self._demand.note(key)

@@ -67,6 +67,15 @@ class Settings(BaseModel):
     ticker_ttl_seconds: float = Field(default=2.0, gt=0)
     ticker_swr_seconds: float = Field(default=10.0, ge=0)
     ticker_sie_seconds: float = Field(default=300.0, ge=0)
+    orderbook_ttl_ms: int = Field(default=1000, ge=50)
+    orderbook_swr_seconds: float = Field(default=2.0, ge=0)
+    orderbook_sie_seconds: float = Field(default=30.0, ge=0)
+    trades_ttl_seconds: float = Field(default=2.0, gt=0)
+    trades_swr_seconds: float = Field(default=5.0, ge=0)
+    trades_sie_seconds: float = Field(default=120.0, ge=0)
+    funding_ttl_seconds: float = Field(default=30.0, gt=0)
+    funding_swr_seconds: float = Field(default=30.0, ge=0)
+    funding_sie_seconds: float = Field(default=900.0, ge=0)
     ohlcv_open_ttl_seconds: float = Field(default=10.0, gt=0)
     ohlcv_closed_ttl_seconds: float = Field(default=30 * 86400.0, gt=0)
     ohlcv_sie_seconds: float = Field(default=3600.0, ge=0)
@@ -85,6 +94,15 @@ class Settings(BaseModel):
     memory_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     ohlcv_max_candles: int = Field(default=20000, ge=1)
     ohlcv_default_limit: int = Field(default=100, ge=1)
+    # Order books are fetched this deep (one cache entry serves every smaller depth).
+    orderbook_max_depth: int = Field(default=100, ge=1, le=1000)
+    orderbook_default_depth: int = Field(default=20, ge=1)
+    # Recent trades are fetched this many at a time; answers hold at most that many.
+    trades_max_limit: int = Field(default=500, ge=1, le=1000)
+    trades_default_limit: int = Field(default=50, ge=1)
+    tickers_max_symbols: int = Field(default=50, ge=1, le=200)
+    markets_max_limit: int = Field(default=500, ge=1)
+    markets_default_limit: int = Field(default=100, ge=1)
 
     # Live streams (SSE).
     stream_interval_seconds: float = Field(default=1.0, gt=0)
@@ -153,6 +171,30 @@ class Settings(BaseModel):
             fresh_s=self.ticker_ttl_seconds,
             swr_s=self.ticker_swr_seconds,
             sie_s=self.ticker_sie_seconds,
+        )
+
+    @property
+    def orderbook_policy(self) -> DataPolicy:
+        return DataPolicy(
+            fresh_s=self.orderbook_ttl_ms / 1000,
+            swr_s=self.orderbook_swr_seconds,
+            sie_s=self.orderbook_sie_seconds,
+        )
+
+    @property
+    def trades_policy(self) -> DataPolicy:
+        return DataPolicy(
+            fresh_s=self.trades_ttl_seconds,
+            swr_s=self.trades_swr_seconds,
+            sie_s=self.trades_sie_seconds,
+        )
+
+    @property
+    def funding_policy(self) -> DataPolicy:
+        return DataPolicy(
+            fresh_s=self.funding_ttl_seconds,
+            swr_s=self.funding_swr_seconds,
+            sie_s=self.funding_sie_seconds,
         )
 
     @property

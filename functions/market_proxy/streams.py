@@ -14,11 +14,12 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from market_proxy import errors
+from market_proxy.answers import Answer
 from market_proxy.cache.entry import encode_json
 from market_proxy.models import TICKER_STATE
 from market_proxy.observability import count
@@ -50,9 +51,27 @@ class StreamLimits:
 
 
 def fingerprint(ticker: dict[str, Any]) -> str:
-    """A short digest of what a subscriber would see change."""
-    values = json.dumps([ticker.get(name) for name in TICKER_STATE], separators=(",", ":"))
-    return hashlib.blake2b(values.encode(), digest_size=4).hexdigest()
+    """A short digest of what a subscriber would see change in a ticker."""
+    return _digest([ticker.get(name) for name in TICKER_STATE])
+
+
+def book_fingerprint(book: dict[str, Any]) -> str:
+    """A short digest of what a subscriber would see change in a book: its levels."""
+    return _digest([book.get("bids"), book.get("asks")])
+
+
+def _digest(values: list[Any]) -> str:
+    text = json.dumps(values, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """What a stream polls for each symbol, and the event it sends when that changed."""
+
+    event: str
+    read: Callable[[str], Awaitable[Answer]]
+    fingerprint: Callable[[dict[str, Any]], str]
 
 
 def parse_last_event_id(header: str | None, count_: int) -> list[str | None]:
@@ -98,12 +117,33 @@ async def ticker_events(
     """
     exchange_id, canonical = await service.resolve(exchange, symbols)
     held = parse_last_event_id(last_event_id, len(canonical))
-    return _run(service, exchange_id, canonical, held, limits)
+    feed = Feed("ticker", lambda symbol: service.ticker(exchange_id, symbol), fingerprint)
+    return _run(feed, canonical, held, limits)
+
+
+async def order_book_events(
+    service: MarketData,
+    exchange: str,
+    symbol: str,
+    depth: int | None,
+    limits: StreamLimits,
+    *,
+    last_event_id: str | None = None,
+) -> AsyncGenerator[str, None]:
+    """SSE text for an order book stream of one market, ``depth`` levels a side: as
+    :func:`ticker_events`, with an ``orderbook`` event whenever the book's levels changed."""
+    exchange_id, canonical = await service.resolve(exchange, [symbol])
+    await service.order_book(exchange_id, canonical[0], depth)  # validates depth, warms
+    held = parse_last_event_id(last_event_id, 1)
+
+    def read(market: str) -> Awaitable[Answer]:
+        return service.order_book(exchange_id, market, depth)
+
+    return _run(Feed("orderbook", read, book_fingerprint), canonical, held, limits)
 
 
 async def _run(
-    service: MarketData,
-    exchange: str,
+    feed: Feed,
     symbols: list[str],
     held: list[str | None],
     limits: StreamLimits,
@@ -128,8 +168,7 @@ async def _run(
             if now >= next_poll:
                 next_poll = now + limits.interval_s
                 answers = await asyncio.gather(
-                    *(service.ticker(exchange, symbol) for symbol in symbols),
-                    return_exceptions=True,
+                    *(feed.read(symbol) for symbol in symbols), return_exceptions=True
                 )
                 for index, answer in enumerate(answers):
                     if isinstance(answer, errors.ProxyError):
@@ -143,12 +182,12 @@ async def _run(
                     if isinstance(answer, BaseException):
                         raise answer
                     failing[index] = None
-                    mark = fingerprint(answer.data)
+                    mark = feed.fingerprint(answer.data)
                     if mark == held[index]:
                         continue
                     held[index] = mark
                     yield event(
-                        "ticker", answer.body_json(), event_id=_event_id(held), retry_ms=retry
+                        feed.event, answer.body_json(), event_id=_event_id(held), retry_ms=retry
                     )
                     retry = None
                     count("StreamEvents")
@@ -166,12 +205,7 @@ async def _run(
 
 
 def _problem(symbol: str, error: errors.ProxyError) -> dict[str, Any]:
-    return {
-        "symbol": symbol,
-        "code": error.code,
-        "detail": error.detail,
-        "retryable": error.retryable,
-    }
+    return {"symbol": symbol, **error.problem()}
 
 
 def _event_id(held: list[str | None]) -> str:

@@ -24,6 +24,7 @@ from market_proxy.observability import count, latency, logger
 from market_proxy.service import MarketData
 from market_proxy.settings import SettingsError
 
+_KINDS = frozenset(kind.value for kind in Kind)
 _TARGET = re.compile(r"^(?P<exchange>[a-z0-9]+):(?P<symbols>[^@\s]+)(?:@(?P<timeframes>[^\s]+))?$")
 
 
@@ -36,12 +37,18 @@ class Target:
     timeframes: tuple[str, ...] = ()
 
     def demand_keys(self) -> list[DemandKey]:
-        """The keys this target names, symbols as written (the service makes them canonical)."""
+        """The keys this target names, symbols as written (the service makes them canonical):
+        each symbol's ticker, and its candles of each timeframe or its other kinds of data
+        (``orderbook``, ``trades``, ``funding``) listed after ``@``."""
         keys: list[DemandKey] = []
         for symbol in self.symbols:
             keys.append(MarketKey(Kind.TICKER, self.exchange, symbol))
-            keys.extend(SeriesKey(self.exchange, symbol, tf) for tf in self.timeframes)
-        return keys
+            for also in self.timeframes:
+                if also in _KINDS:
+                    keys.append(MarketKey(Kind(also), self.exchange, symbol))
+                else:
+                    keys.append(SeriesKey(self.exchange, symbol, also))
+        return list(dict.fromkeys(keys))
 
 
 def parse_targets(text: str) -> list[Target]:
@@ -240,9 +247,7 @@ async def _keep_fresh(
         nonlocal refreshes
         async with gate:
             try:
-                cached = await service.warm_ticker(
-                    key.exchange, key.symbol, unless_fresh_for_s=tick * 2
-                )
+                cached = await service.warm(key, unless_fresh_for_s=tick * 2)
             except errors.ProxyError as exc:
                 logger.info("ticker refresh failed", extra={"key": key.text, "code": exc.code})
                 return
@@ -259,7 +264,11 @@ async def _keep_fresh(
 def _work(service: MarketData, key: DemandKey, candles: int) -> Callable[[], Awaitable[bool]]:
     if isinstance(key, SeriesKey):
         return _candles(service, key.exchange, key.symbol, key.timeframe, candles)
-    return _ticker(service, key.exchange, key.symbol)
+
+    async def work() -> bool:
+        return _warmed(await service.warm(key))
+
+    return work
 
 
 def _markets(service: MarketData, exchange: str, period_s: float) -> Callable[[], Awaitable[bool]]:
@@ -267,13 +276,6 @@ def _markets(service: MarketData, exchange: str, period_s: float) -> Callable[[]
         # Refreshed while a run still has time to spare, so no container ever downloads.
         cached = await service.warm_markets(exchange, unless_fresh_for_s=2 * period_s)
         return _warmed(cached)
-
-    return work
-
-
-def _ticker(service: MarketData, exchange: str, symbol: str) -> Callable[[], Awaitable[bool]]:
-    async def work() -> bool:
-        return _warmed(await service.warm_ticker(exchange, symbol))
 
     return work
 

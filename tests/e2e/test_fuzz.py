@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from market_proxy.api import routes, streaming
+from market_proxy.api import reference, routes, streaming
 from market_proxy.api.app import create_app
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.e2e
 # Requests per operation and generation mode (some operations have fewer distinct inputs),
 # and per documented example (its other parameters generated). `make test` sends a budget
 # sized for CI; `make fuzz` a longer run (FUZZ_PER_MODE).
-PER_MODE = int(os.environ.get("FUZZ_PER_MODE", "50"))
+PER_MODE = int(os.environ.get("FUZZ_PER_MODE", "30"))
 EXAMPLE_VARIANTS = 3
 AT_LEAST = 6 * PER_MODE
 FUZZED = {
@@ -121,7 +121,7 @@ def declared_operations() -> list[tuple[str, str]]:
     """(method, path) of every operation the app puts in its document, from its routers."""
     return sorted(
         (method, route.path_format)
-        for route in [*routes.router.routes, *streaming.router.routes]
+        for route in [*routes.router.routes, *reference.router.routes, *streaming.router.routes]
         if isinstance(route, APIRoute) and route.include_in_schema
         for method in route.methods or ()
     )

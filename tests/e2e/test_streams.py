@@ -14,11 +14,11 @@ from httpx_sse import ServerSentEvent, connect_sse
 
 from infra.exchange_sim import ExchangeSim
 from market_proxy.api.app import create_app
-from market_proxy.api.streaming import MAX_SYMBOLS_TEXT
 from market_proxy.models import Ticker
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from market_proxy.streams import MAX_EVENT_ID_LENGTH, MAX_SYMBOLS, streams_open
+from market_proxy.symbols import MAX_SYMBOL_LENGTH
 from tests.support.http import serve
 from tests.support.streams import FAST_STREAMS
 
@@ -221,7 +221,7 @@ TOO_LONG_ID = "-" * (MAX_EVENT_ID_LENGTH + 1)
         (f"/sse/tickers/binance?symbols={TOO_MANY}", {}, 400, "invalid_parameter", "symbols"),
         ("/sse/tickers/binance?symbols=BTCUSDT,ETH%09USDT", {}, 400, "invalid_parameter", "symbol"),
         (
-            "/sse/tickers/binance?symbols=" + "A" * (MAX_SYMBOLS_TEXT + 1),
+            "/sse/tickers/binance?symbols=" + "A" * (MAX_SYMBOLS * (MAX_SYMBOL_LENGTH + 3) + 1),
             {},
             422,
             "invalid_request",
@@ -273,3 +273,37 @@ def test_twenty_symbols_stream_and_a_malformed_last_event_id_means_from_scratch(
     )
     assert first.event == "ticker"
     assert len(first.id.split(".")) == MAX_SYMBOLS
+
+
+def test_an_order_book_stream_sends_the_top_of_the_book_when_it_changes(
+    url: str, sim: ExchangeSim
+) -> None:
+    # Given a book that holds still, then moves once the stream has gone quiet,
+    sim.set_ticker("binance", "BTCUSDT", last=50_000.0)
+    books: list[dict[str, Any]] = []
+    ids: list[str] = []
+    moved = False
+    with (
+        httpx.Client(base_url=url, timeout=10) as client,
+        connect_sse(client, "GET", "/sse/orderbook/binance/BTC-USDT?depth=3") as source,
+    ):
+        for sse in source.iter_sse():
+            if sse.event == "orderbook":
+                books.append(sse.json())
+                ids.append(sse.id)
+                if not moved:
+                    sim.set_ticker("binance", "BTCUSDT", last=51_000.0)
+                    moved = True
+            if len(books) == 2:
+                break
+    # then each event is a book of the depth asked for, and a new one came with the move.
+    assert [len(book["bids"]) for book in books] == [3, 3]
+    assert books[0]["bids"] != books[1]["bids"]
+    assert books[1]["mid"] > books[0]["mid"]
+    assert ids[0] != ids[1]
+
+
+def test_an_order_book_stream_refuses_a_depth_past_the_bound_before_streaming(url: str) -> None:
+    response = httpx.get(f"{url}/sse/orderbook/binance/BTC-USDT?depth=5000", timeout=10)
+    assert response.status_code == 400
+    assert response.json()["parameter"] == "depth"

@@ -249,3 +249,34 @@ def _in(seconds: float) -> float:
     import time
 
     return time.monotonic() + seconds
+
+
+@pytest.mark.anyio
+async def test_order_books_and_trades_named_in_targets_are_warmed_and_then_served_from_l2(
+    settings: Settings, sim: ExchangeSim
+) -> None:
+    import time
+
+    quick = settings.model_copy(update={"orderbook_ttl_ms": 60_000, "trades_ttl_seconds": 60})
+    warmer, api = MarketData.from_settings(quick), MarketData.from_settings(quick)
+    try:
+        report = await warm(
+            warmer,
+            parse_targets("okx:btc-usdt@orderbook,trades"),
+            deadline=time.monotonic() + 30,
+            concurrency=2,
+            candles=10,
+            top_keys=0,
+            period_s=60,
+        )
+        assert report.failed == []
+        assert {"orderbook#okx#BTC/USDT", "trades#okx#BTC/USDT"} <= set(report.warmed)
+        await api.load_markets("okx")
+        sim.reset_calls()
+        book = await api.order_book("okx", "BTC/USDT", 5)
+        trades = await api.trades("okx", "BTC/USDT")
+    finally:
+        await warmer.close()
+        await api.close()
+    assert (book.freshness.source, trades.freshness.source) == ("l2", "l2")
+    assert sim.calls("okx") == 0

@@ -41,5 +41,6 @@ BENCHMARKS: tuple[str, ...] = (
     "coalescing",
     "sse_fanout",
     "candles",
+    "market_data",
     "cold_start",
 )

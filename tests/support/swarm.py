@@ -1,8 +1,9 @@
-"""Swarms: at one agreed instant, many concurrent requests for one ticker from several
-processes sharing the table, as Lambda containers would.
+"""Swarms: at one agreed instant, many concurrent requests for one market's ticker (or its
+order book, at mixed depths) from several processes sharing the table, as Lambda containers
+would.
 
 :func:`swarm` runs the workers: this module as ``python -m tests.support.swarm EXCHANGE
-SYMBOL COUNT`` with the service's settings in the environment. Each builds the service as a
+SYMBOL COUNT KIND`` with the service's settings in the environment. Each builds the service as a
 cold start does and loads its markets, says it is ready, then waits for the start instant
 (epoch seconds) on stdin, so a slow start of one process never spreads the swarm out. It
 answers with one JSON line: its answers' sources and how long they took.
@@ -50,13 +51,14 @@ def swarm(
     each: int,
     exchange: str = "binance",
     symbol: str = "BTC/USDT",
+    kind: str = "ticker",
     not_before: float = 0.0,
     timeout_s: float = 120.0,
 ) -> SwarmResult:
     """``processes`` workers fire ``each`` concurrent requests at one instant, once all are
     ready and no earlier than ``not_before`` (epoch seconds)."""
     env = {**os.environ, **environment_for(settings), "PYTHONPATH": f"{ROOT / 'functions'}:{ROOT}"}
-    command = [sys.executable, "-m", "tests.support.swarm", exchange, symbol, str(each)]
+    command = [sys.executable, "-m", "tests.support.swarm", exchange, symbol, str(each), kind]
     launched = time.monotonic()
     with tempfile.TemporaryFile("w+") as errors:
         workers = [
@@ -121,14 +123,26 @@ def _tail(errors: IO[str]) -> str:
     return errors.read()[-3000:]
 
 
-async def main(exchange: str, symbol: str, count: int) -> None:
+DEPTHS = (5, 10, 20, 50)  # what order book requests of a swarm ask for, in turn
+
+
+def ask(service: MarketData, kind: str, exchange: str, symbol: str, index: int) -> Any:
+    """The ``index``-th request of a swarm: a ticker, or a book at one of ``DEPTHS``."""
+    if kind == "orderbook":
+        return service.order_book(exchange, symbol, DEPTHS[index % len(DEPTHS)])
+    return service.ticker(exchange, symbol)
+
+
+async def main(exchange: str, symbol: str, count: int, kind: str) -> None:
     service = MarketData.from_settings(Settings.from_env())
     try:
         await service.load_markets(exchange)  # markets, from the snapshot
         print(json.dumps({_READY: True}), flush=True)
         start_at = float(await asyncio.to_thread(sys.stdin.readline))
         await asyncio.sleep(max(0.0, start_at - time.time()))
-        answers = await asyncio.gather(*(service.ticker(exchange, symbol) for _ in range(count)))
+        answers = await asyncio.gather(
+            *(ask(service, kind, exchange, symbol, i) for i in range(count))
+        )
         elapsed = time.time() - start_at
     finally:
         await service.close()
@@ -137,5 +151,5 @@ async def main(exchange: str, symbol: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    exchange, symbol, count = sys.argv[1:4]
-    asyncio.run(main(exchange, symbol, int(count)))
+    exchange, symbol, count, kind = sys.argv[1:5]
+    asyncio.run(main(exchange, symbol, int(count), kind))

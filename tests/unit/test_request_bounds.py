@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from market_proxy.api.routes import parse_time
-from market_proxy.api.streaming import limits, symbol_list
+from market_proxy.api.params import parse_time, symbol_list
+from market_proxy.api.streaming import limits
 from market_proxy.errors import InvalidParameter
 from market_proxy.settings import Settings
 from market_proxy.streams import EVENT_ID_PATTERN, MAX_EVENT_ID_LENGTH, MAX_SYMBOLS, _event_id
@@ -75,20 +75,20 @@ def test_a_stream_interval_outside_the_configured_bounds_is_a_400_listing_them()
 
 
 def test_a_symbol_list_ignores_spaces_and_empty_items_and_names_each_market_once() -> None:
-    assert symbol_list(" BTC/USDT , eth-usdt,,BTC/USDT, ") == ["BTC/USDT", "eth-usdt"]
+    assert symbol_list(" BTC/USDT , eth-usdt,,BTC/USDT, ", MAX_SYMBOLS) == ["BTC/USDT", "eth-usdt"]
 
 
 @pytest.mark.parametrize("count", [0, MAX_SYMBOLS + 1])
 def test_a_symbol_list_holds_one_to_max_symbols(count: int) -> None:
     with pytest.raises(InvalidParameter) as caught:
-        symbol_list(",".join(f"S{i}/USDT" for i in range(count)))
+        symbol_list(",".join(f"S{i}/USDT" for i in range(count)), MAX_SYMBOLS)
     assert caught.value.extra == {"parameter": "symbols", "valid": f"1..{MAX_SYMBOLS}"}
 
 
 def test_repeats_count_toward_the_bound_of_a_symbol_list() -> None:
-    assert symbol_list(",".join(["BTC/USDT"] * MAX_SYMBOLS)) == ["BTC/USDT"]
+    assert symbol_list(",".join(["BTC/USDT"] * MAX_SYMBOLS), MAX_SYMBOLS) == ["BTC/USDT"]
     with pytest.raises(InvalidParameter):
-        symbol_list(",".join(["BTC/USDT"] * (MAX_SYMBOLS + 1)))
+        symbol_list(",".join(["BTC/USDT"] * (MAX_SYMBOLS + 1)), MAX_SYMBOLS)
 
 
 def test_the_longest_event_id_the_service_sends_fits_the_documented_bounds() -> None:

@@ -36,3 +36,15 @@ def test_no_targets_is_allowed() -> None:
 def test_a_malformed_target_list_is_refused_with_the_reason(text: str, says: str) -> None:
     with pytest.raises(SettingsError, match=says):
         parse_targets(text)
+
+
+def test_a_target_may_name_other_kinds_of_data_beside_timeframes() -> None:
+    from market_proxy.keys import Kind, MarketKey, SeriesKey
+
+    (target,) = parse_targets("binance:BTC/USDT@orderbook,1m,funding")
+    assert target.demand_keys() == [
+        MarketKey(Kind.TICKER, "binance", "BTC/USDT"),
+        MarketKey(Kind.ORDERBOOK, "binance", "BTC/USDT"),
+        SeriesKey("binance", "BTC/USDT", "1m"),
+        MarketKey(Kind.FUNDING, "binance", "BTC/USDT"),
+    ]

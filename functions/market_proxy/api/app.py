@@ -14,8 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from market_proxy.api import openapi, page, problems, streaming
-from market_proxy.api.routes import router
+from market_proxy.api import openapi, page, problems, reference, routes, streaming
 from market_proxy.observability import logger
 from market_proxy.service import MarketData
 
@@ -40,7 +39,8 @@ def create_app(service: MarketData) -> FastAPI:
     )
     app.state.market = service
     problems.install(app)
-    app.include_router(router)
+    app.include_router(routes.router)
+    app.include_router(reference.router)
     app.include_router(streaming.router)
     app.include_router(page.router)
     openapi.install(app, service)

@@ -37,10 +37,12 @@ def install(app: FastAPI, service: MarketData) -> None:
                 components.update(described.pop("$defs", {}))
                 components[model.__name__] = described
             bounds = configured_bounds(service)
-            for path_item in built["paths"].values():
+            for path, path_item in built["paths"].items():
                 for operation in path_item.values():
                     for parameter in operation.get("parameters", []):
-                        _narrow(parameter["schema"], bounds.get(parameter["name"], {}))
+                        name = parameter["name"]
+                        keywords = bounds.get(f"{path.split('/')[1]}.{name}", bounds.get(name))
+                        _narrow(parameter["schema"], keywords or {})
             app.openapi_schema = built
         return app.openapi_schema
 
@@ -48,13 +50,17 @@ def install(app: FastAPI, service: MarketData) -> None:
 
 
 def configured_bounds(service: MarketData) -> dict[str, dict[str, Any]]:
-    """JSON Schema keywords, by parameter name, for the bounds that come from settings."""
+    """JSON Schema keywords, by parameter name (``route.name`` where routes differ, the
+    route named by its path's first segment), for the bounds that come from settings."""
     settings = service.settings
     timeframes = [tf for offered in service.exchanges() for tf in offered["timeframes"]]
     return {
         "exchange": {"enum": list(settings.exchanges)},
         "timeframe": {"enum": list(dict.fromkeys(timeframes))},
-        "limit": {"maximum": settings.ohlcv_max_candles},
+        "historical.limit": {"maximum": settings.ohlcv_max_candles},
+        "trades.limit": {"maximum": settings.trades_max_limit},
+        "markets.limit": {"maximum": settings.markets_max_limit},
+        "depth": {"maximum": settings.orderbook_max_depth},
         "interval": {
             "minimum": settings.stream_min_interval_seconds,
             "maximum": settings.stream_max_interval_seconds,

@@ -39,21 +39,11 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def problem_response(request: Request, error: errors.ProxyError) -> Response:
     """``error`` as RFC 9457 problem details, counted by status."""
     count(f"Http{error.status}")
-    body: dict[str, Any] = {
-        "type": f"/problems/{error.code}",
-        "title": error.title,
-        "status": error.status,
-        "detail": error.detail,
-        "instance": request.url.path,
-        "code": error.code,
-        "retryable": error.retryable,
-        **error.extra,
-    }
+    body = {"type": f"/problems/{error.code}", "instance": request.url.path, **error.problem()}
     headers = {"Cache-Control": "no-store"}
     retry_after = error.retry_after_header
     if retry_after is not None:
         headers["Retry-After"] = retry_after
-        body["retry_after"] = int(retry_after)
     return Response(
         content=json.dumps(body, separators=(",", ":"), default=str),
         status_code=error.status,

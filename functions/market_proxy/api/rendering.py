@@ -44,6 +44,24 @@ def render(answer: Answer, if_none_match: str | None) -> Response:
     return Response(content=answer.body_json(), headers=headers, media_type="application/json")
 
 
+CSV = "text/csv"
+
+
+def render_csv(answer: Answer, if_none_match: str | None) -> Response:
+    """Candles as ``text/csv``: a header row (the answer's ``columns``), then one row a
+    candle, integer timestamps first. Its ETag is the JSON answer's with ``-csv`` added:
+    another representation of the same data."""
+    headers = freshness_headers(answer)
+    headers["ETag"] = f'"{answer.etag}-csv"'
+    if _matches(if_none_match, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    lines = [",".join(answer.data["columns"])]
+    lines.extend(",".join(map(repr, row)) for row in answer.data["candles"])
+    return Response(
+        content="\n".join(lines) + "\n", headers=headers, media_type=f"{CSV}; charset=utf-8"
+    )
+
+
 def json_response(
     body: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from market_proxy import models
+
 
 class FieldError(BaseModel):
     parameter: str | None = Field(description="The parameter that is wrong, e.g. `limit`.")
@@ -53,13 +55,11 @@ class ProblemTypes(BaseModel):
     problems: list[ProblemType]
 
 
-class StreamProblem(BaseModel):
-    """The data of a stream's ``problem`` event: one symbol cannot be refreshed for now."""
+class StreamProblem(models.InlineProblem):
+    """The data of a stream's ``problem`` event: one symbol cannot be refreshed for now
+    (the members of problem+json answers, and the symbol)."""
 
     symbol: str
-    code: str = Field(description="As in problem+json answers.")
-    detail: str
-    retryable: bool
 
 
 class Reconnect(BaseModel):

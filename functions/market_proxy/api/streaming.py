@@ -11,7 +11,14 @@ from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from market_proxy import errors
-from market_proxy.api.routes import ERRORS, Exchange, Market, Symbol
+from market_proxy.api.params import (
+    ERRORS,
+    Exchange,
+    Market,
+    Symbol,
+    symbol_list,
+    symbols_query,
+)
 from market_proxy.observability import count, logger
 from market_proxy.settings import Settings
 from market_proxy.streams import (
@@ -19,9 +26,9 @@ from market_proxy.streams import (
     MAX_EVENT_ID_LENGTH,
     MAX_SYMBOLS,
     StreamLimits,
+    order_book_events,
     ticker_events,
 )
-from market_proxy.symbols import MAX_SYMBOL_LENGTH, SYMBOL_TEXT
 
 router = APIRouter()
 
@@ -44,27 +51,31 @@ def _event(name: str, data: str, *, with_id: bool) -> dict[str, Any]:
     }
 
 
-_SSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": (
-            "An event stream. Each event is described here: `ticker` when a ticker changed, "
-            "`problem` when a symbol cannot be refreshed for now, and `reconnect` last, before "
-            "the time limit. Heartbeat comments fill silences."
-        ),
-        "content": {
-            "text/event-stream": {
-                "schema": {
-                    "type": "object",  # one event, parsed (FastAPI would say "string")
-                    "oneOf": [
-                        _event("ticker", "Ticker", with_id=True),
-                        _event("problem", "StreamProblem", with_id=False),
-                        _event("reconnect", "Reconnect", with_id=True),
-                    ],
+def _sse(name: str, schema: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 of a stream whose changes are ``name`` events holding a ``schema``."""
+    return {
+        200: {
+            "description": (
+                f"An event stream. Each event is described here: `{name}` when it changed, "
+                "`problem` when a symbol cannot be refreshed for now, and `reconnect` last, "
+                "before the time limit. Heartbeat comments fill silences."
+            ),
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",  # one event, parsed (FastAPI would say "string")
+                        "oneOf": [
+                            _event(name, schema, with_id=True),
+                            _event("problem", "StreamProblem", with_id=False),
+                            _event("reconnect", "Reconnect", with_id=True),
+                        ],
+                    }
                 }
-            }
-        },
+            },
+        }
     }
-}
+
+
 Interval = Annotated[
     float | None,
     Query(description="Seconds between polls of the cache (bounds: see the schema; default 1)"),
@@ -82,9 +93,6 @@ LastEventIdHeader = Annotated[
     str | None,
     Header(alias="Last-Event-ID", description=_EVENT_ID, max_length=MAX_EVENT_ID_LENGTH),
 ]
-# Symbols separated by commas; spaces around them, and empty items, are ignored.
-_SYMBOLS_PATTERN = f"^[ ,]*{SYMBOL_TEXT}([ ,]*,[ ,]*{SYMBOL_TEXT}){{0,{MAX_SYMBOLS - 1}}}[ ,]*$"
-MAX_SYMBOLS_TEXT = MAX_SYMBOLS * (MAX_SYMBOL_LENGTH + 3)  # room for ", " between them
 
 
 def limits(settings: Settings, interval: float | None) -> StreamLimits:
@@ -100,19 +108,6 @@ def limits(settings: Settings, interval: float | None) -> StreamLimits:
         max_duration_s=settings.stream_max_seconds,
         retry_ms=settings.stream_retry_ms,
     )
-
-
-def symbol_list(text: str) -> list[str]:
-    """The symbols ``text`` names, each once: 1 to ``MAX_SYMBOLS`` of them, comma-separated.
-
-    Raises :class:`errors.InvalidParameter`; each symbol's text is checked when resolved.
-    """
-    named = [part for part in (item.strip(" ") for item in text.split(",")) if part]
-    if not 1 <= len(named) <= MAX_SYMBOLS:
-        raise errors.InvalidParameter(
-            "symbols", f"give 1 to {MAX_SYMBOLS} comma-separated symbols", valid=f"1..{MAX_SYMBOLS}"
-        )
-    return list(dict.fromkeys(named))
 
 
 class EventStream(StreamingResponse):
@@ -164,7 +159,7 @@ class _ClientStalled(Exception):
     "/sse/ticker/{exchange}/{symbol:path}",
     response_class=EventStream,
     status_code=200,
-    responses={**ERRORS, **_SSE},
+    responses={**ERRORS, **_sse("ticker", "Ticker")},
     summary="Live ticker of one market (Server-Sent Events)",
 )
 async def sse_ticker(
@@ -186,27 +181,13 @@ async def sse_ticker(
     "/sse/tickers/{exchange}",
     response_class=EventStream,
     status_code=200,
-    responses={**ERRORS, **_SSE},
+    responses={**ERRORS, **_sse("ticker", "Ticker")},
     summary="Live tickers of several markets (Server-Sent Events)",
 )
 async def sse_tickers(
     service: Market,
     exchange: Exchange,
-    symbols: Annotated[
-        str,
-        Query(
-            description=(
-                f"1 to {MAX_SYMBOLS} symbols (each as in /ticker), separated by commas; "
-                "spaces around them and empty items are ignored"
-            ),
-            max_length=MAX_SYMBOLS_TEXT,
-            # Checked item by item (400 invalid_parameter), like the symbol of /ticker.
-            json_schema_extra={
-                "pattern": _SYMBOLS_PATTERN,
-                "examples": ["BTC/USDT,ETH/USDT", "btc-usdt"],
-            },
-        ),
-    ],
+    symbols: Annotated[str, symbols_query(MAX_SYMBOLS, "all in one stream")],
     interval: Interval = None,
     last_event_id: LastEventIdQuery = None,
     last_event_id_header: LastEventIdHeader = None,
@@ -215,7 +196,38 @@ async def sse_tickers(
     events = await ticker_events(
         service,
         exchange,
-        symbol_list(symbols),
+        symbol_list(symbols, MAX_SYMBOLS),
+        chosen,
+        last_event_id=last_event_id_header or last_event_id,
+    )
+    return EventStream(events, chosen)
+
+
+@router.get(
+    "/sse/orderbook/{exchange}/{symbol:path}",
+    response_class=EventStream,
+    status_code=200,
+    responses={**ERRORS, **_sse("orderbook", "OrderBook")},
+    summary="Live top of one market's order book (Server-Sent Events)",
+)
+async def sse_order_book(
+    service: Market,
+    exchange: Exchange,
+    symbol: Symbol,
+    depth: Annotated[
+        int | None,
+        Query(description="Levels a side, 1 to ORDERBOOK_MAX_DEPTH (default 20)", ge=1),
+    ] = None,
+    interval: Interval = None,
+    last_event_id: LastEventIdQuery = None,
+    last_event_id_header: LastEventIdHeader = None,
+) -> EventStream:
+    chosen = limits(service.settings, interval)
+    events = await order_book_events(
+        service,
+        exchange,
+        symbol,
+        depth,
         chosen,
         last_event_id=last_event_id_header or last_event_id,
     )

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from market_proxy.cache import codec
 from market_proxy.cache.codec import TTL_ATTRIBUTE, Item, expires_at
 from market_proxy.cache.entry import CachedError, Entry, StoredItem
-from market_proxy.cache.store import CacheUnavailable
+from market_proxy.cache.store import CacheUnavailable, fanned_out
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,7 +37,8 @@ class DynamoDBStore:
 
     ``on_loop``: call DynamoDB on the event loop's own thread instead of a worker thread.
     Only for a process that serves one request at a time (a Lambda container under Mangum),
-    where nothing else could run meanwhile and the hop to a thread is pure cost.
+    where nothing else could run meanwhile and the hop to a thread is pure cost; but not
+    while that request is :func:`fanning_out`.
     """
 
     def __init__(self, client: DynamoDBClient, table_name: str, *, on_loop: bool = False) -> None:
@@ -229,7 +230,7 @@ class DynamoDBStore:
         port's terms."""
         call = functools.partial(getattr(self._client, operation), **request)
         try:
-            if self._on_loop:
+            if self._on_loop and not fanned_out():
                 response: dict[str, Any] = call()
             else:
                 response = await asyncio.to_thread(call)

@@ -3,10 +3,31 @@ protocol (through :class:`market_proxy.cache.shared.SharedTier`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Protocol
 
 from market_proxy.cache.entry import CachedError, Entry, StoredItem
+
+# Set while a request works on several things at once (a batch, a comparison).
+_fanning_out: ContextVar[bool] = ContextVar("fanning_out", default=False)
+
+
+@contextlib.contextmanager
+def fanning_out() -> Iterator[None]:
+    """Within this block (and the tasks it starts) the request works on several keys at
+    once: a store whose calls block (calls on the event loop's thread) should let them
+    overlap instead."""
+    token = _fanning_out.set(True)
+    try:
+        yield
+    finally:
+        _fanning_out.reset(token)
+
+
+def fanned_out() -> bool:
+    return _fanning_out.get()
 
 
 class CacheUnavailable(Exception):

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from market_proxy import errors
 from market_proxy.cache.engine import ReadThrough
-from market_proxy.cache.entry import Cached
+from market_proxy.cache.entry import Cached, Lifetime
 from market_proxy.circuit import CircuitBreaker
 from market_proxy.exchanges.ccxt_internals import (
     answer_seen,
@@ -40,7 +40,7 @@ class Venue:
     id: str
     client: Any  # a ccxt.async_support.Exchange
     symbols: SymbolIndex
-    markets_fresh_until: int
+    markets_lifetime: Lifetime
 
     def has(self, capability: str) -> bool:
         """Whether ccxt's ``has`` says the exchange offers ``capability`` (e.g. fetchTicker)."""
@@ -102,7 +102,7 @@ class ExchangeGateway:
         """
         exchange_id = self.check_allowed(exchange_id)
         venue = self._venues.get(exchange_id)
-        if venue is not None and self._clock() < venue.markets_fresh_until:
+        if venue is not None and venue.markets_lifetime.is_fresh(self._clock()):
             return venue
         task = self._opening.get(exchange_id)
         if task is None:
@@ -163,7 +163,7 @@ class ExchangeGateway:
             id=exchange_id,
             client=client,
             symbols=SymbolIndex(client.markets),
-            markets_fresh_until=freshness.lifetime.fresh_until,
+            markets_lifetime=freshness.lifetime,
         )
         self._venues[exchange_id] = venue
         return venue

@@ -1,0 +1,221 @@
+"""Batch tickers, order books, trades, funding, markets and the cross-exchange view, through
+the service on DynamoDB Local and the loopback exchange in every wire format it speaks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from infra.exchange_sim import ExchangeSim
+from market_proxy import errors
+from market_proxy.catalog import MarketQuery
+from market_proxy.clock import now_ms
+from market_proxy.service import MarketData
+from market_proxy.settings import Settings
+from tests.support.clock import SharedClock
+from tests.support.sim_clients import EXCHANGES, PERP, PERP_IDS, SPOT, SPOT_IDS
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+LISTED_EVERYWHERE = ("BTC/USDT", "ETH/USDT")
+
+
+@pytest.fixture
+def clock(sim: ExchangeSim) -> SharedClock:
+    return SharedClock(now_ms(), sim)
+
+
+@pytest.fixture
+async def market(settings: Settings, clock: SharedClock) -> AsyncIterator[MarketData]:
+    service = MarketData.from_settings(settings, clock)
+    yield service
+    await service.close()
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+async def test_a_batch_costs_one_call_and_fills_the_entries_single_tickers_read(
+    market: MarketData, sim: ExchangeSim, exchange: str
+) -> None:
+    # Given markets loaded and nothing cached,
+    await market.load_markets(exchange)
+    sim.reset_calls()
+
+    # when a batch names markets the exchange lists and one it does not,
+    batch = await market.tickers(exchange, [*LISTED_EVERYWHERE, "btc-usdt", "NOPE/USDT"])
+
+    # then one upstream batch call answers them, the unknown one is reported alone,
+    assert sim.calls(exchange, "tickers") == 1
+    assert sim.calls(exchange, "ticker") == 0
+    assert set(batch.data["tickers"]) == set(LISTED_EVERYWHERE)
+    assert batch.data["errors"]["NOPE/USDT"]["code"] == "unknown_market"
+    sent = sim.ticker_state(exchange, SPOT_IDS[exchange])
+    btc = batch.data["tickers"]["BTC/USDT"]
+    assert btc["last"] == pytest.approx(sent["last"])
+    assert btc["freshness"]["source"] == "upstream"
+    # and each single ticker is then the same cache entry: no further call.
+    for symbol in LISTED_EVERYWHERE:
+        single = await market.ticker(exchange, symbol)
+        assert single.freshness.source == "l1"
+        assert single.data == {
+            k: v for k, v in batch.data["tickers"][symbol].items() if k != "freshness"
+        }
+    assert sim.calls(exchange) == 1
+
+
+async def test_a_batch_asks_only_for_what_single_tickers_have_not_cached(
+    market: MarketData, sim: ExchangeSim
+) -> None:
+    await market.ticker("binance", "BTC/USDT")
+    sim.reset_calls()
+    batch = await market.tickers("binance", ["BTC/USDT"])
+    assert batch.data["tickers"]["BTC/USDT"]["freshness"]["source"] == "l1"
+    assert sim.calls("binance") == 0
+    await market.tickers("binance", ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    (call,) = [c for c in sim.call_log() if c.endpoint == "tickers"]
+    assert "BTCUSDT" not in str(call.params), "the cached one is not asked for again"
+
+
+async def test_a_batch_over_the_bound_is_refused(market: MarketData) -> None:
+    with pytest.raises(errors.InvalidParameter) as refused:
+        await market.tickers("binance", [f"SIM{i:04d}/USDT" for i in range(51)])
+    assert refused.value.extra["valid"] == "1..50"
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+async def test_one_book_fetch_serves_every_depth(
+    market: MarketData, sim: ExchangeSim, exchange: str
+) -> None:
+    await market.load_markets(exchange)
+    sim.reset_calls()
+    books = await asyncio.gather(
+        *(market.order_book(exchange, SPOT, depth) for depth in (5, 20, 50, 1, 5, 10) * 10)
+    )
+    assert sim.calls(exchange, "orderbook") == 1
+    shallow, deep = books[0].data, books[2].data
+    assert shallow["depth"] == 5
+    assert len(deep["bids"]) == len(deep["asks"]) == 50
+    assert shallow["bids"] == deep["bids"][:5]
+    assert [p for p, _ in deep["bids"]] == sorted((p for p, _ in deep["bids"]), reverse=True)
+    assert [p for p, _ in deep["asks"]] == sorted(p for p, _ in deep["asks"])
+    best_bid, best_ask = deep["bids"][0][0], deep["asks"][0][0]
+    assert deep["spread"] == pytest.approx(best_ask - best_bid)
+    assert deep["mid"] == pytest.approx((best_ask + best_bid) / 2)
+    assert books[0].etag != books[2].etag, "each depth is its own representation"
+    if exchange == "binance":
+        assert isinstance(deep["nonce"], int), "Binance's lastUpdateId"
+
+
+async def test_a_depth_past_the_bound_is_refused_with_the_bound(market: MarketData) -> None:
+    with pytest.raises(errors.InvalidParameter) as refused:
+        await market.order_book("binance", SPOT, 101)
+    assert refused.value.extra == {"parameter": "depth", "valid": "1..100"}
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+async def test_recent_trades_come_newest_last_and_bounded(
+    market: MarketData, sim: ExchangeSim, exchange: str
+) -> None:
+    answer = await market.trades(exchange, SPOT, limit=7)
+    trades = answer.data["trades"]
+    assert len(trades) == 7
+    stamps = [t["timestamp"] for t in trades]
+    assert stamps == sorted(stamps)
+    assert all(t["side"] in ("buy", "sell") and t["price"] > 0 and t["amount"] > 0 for t in trades)
+    assert answer.data["timestamp"] == stamps[-1]
+    calls = sim.calls(exchange, "trades")
+    later = await market.trades(exchange, SPOT, since=stamps[3])
+    assert all(t["timestamp"] >= stamps[3] for t in later.data["trades"])
+    assert sim.calls(exchange, "trades") == calls, "the same recent trades, from the cache"
+
+
+@pytest.mark.parametrize("exchange", sorted(PERP_IDS))
+async def test_a_perpetuals_funding(market: MarketData, exchange: str) -> None:
+    answer = await market.funding(exchange, PERP)
+    assert answer.data["symbol"] == PERP
+    assert isinstance(answer.data["funding_rate"], float)
+    assert answer.freshness.source == "upstream"
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+async def test_a_spot_market_has_no_funding_and_says_where_it_is(
+    market: MarketData, exchange: str
+) -> None:
+    with pytest.raises(errors.InvalidParameter) as refused:
+        await market.funding(exchange, SPOT)
+    assert refused.value.extra["parameter"] == "symbol"
+    if exchange in PERP_IDS:
+        assert PERP in refused.value.extra["valid"]
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+async def test_markets_are_filtered_and_paged_from_the_snapshot(
+    market: MarketData, sim: ExchangeSim, exchange: str
+) -> None:
+    await market.load_markets(exchange)
+    sim.reset_calls()
+    everything, cursor = [], None
+    while True:
+        page = await market.markets(exchange, MarketQuery(quote="USDT", cursor=cursor), limit=7)
+        everything += page.data["markets"]
+        cursor = page.data["next_cursor"]
+        if cursor is None:
+            break
+    assert sim.calls(exchange) == 0, "from the markets snapshot"
+    symbols = [m["symbol"] for m in everything]
+    assert symbols == sorted(set(symbols))
+    assert len(symbols) == page.data["total"]
+    assert all(m["quote"] == "USDT" for m in everything)
+    btc = next(m for m in everything if m["symbol"] == SPOT)
+    assert {SPOT, "BTC-USDT", "BTC_USDT", SPOT_IDS[exchange]} <= set(btc["accepted"])
+    for form in btc["accepted"]:
+        assert (await market.ticker(exchange, form)).data["symbol"] == SPOT
+    searched = await market.markets(exchange, MarketQuery(q="eth", type="spot"), limit=50)
+    assert {m["symbol"] for m in searched.data["markets"]} >= {"ETH/USDT"}
+
+
+async def test_a_cursor_of_another_query_is_refused(market: MarketData) -> None:
+    first = await market.markets("binance", MarketQuery(quote="USDT"), limit=2)
+    with pytest.raises(errors.InvalidParameter) as refused:
+        await market.markets(
+            "binance", MarketQuery(quote="BTC", cursor=first.data["next_cursor"]), limit=2
+        )
+    assert refused.value.extra["parameter"] == "cursor"
+
+
+async def test_one_symbol_across_every_exchange_that_lists_it(
+    market: MarketData, sim: ExchangeSim
+) -> None:
+    sim.set_ticker("kraken", "XBTUSDT", last=60_000.0, bid=59_990.0, ask=60_010.0)
+    sim.set_ticker("okx", "BTC-USDT", last=60_100.0, bid=60_050.0, ask=60_150.0)
+    sim.inject("bybit", "503", endpoint="ticker", times=5)
+    sim.inject("bybit", "503", endpoint="tickers", times=5)
+    answer = await market.compare("btc-usdt")
+    venues = {v["exchange"]: v for v in answer.data["venues"]}
+    assert set(venues) == set(EXCHANGES)
+    assert venues["bybit"]["problem"]["code"] == "upstream_unavailable"
+    fine = [v for v in venues.values() if "problem" not in v]
+    assert answer.data["best_bid"] == {
+        "exchange": max(fine, key=lambda v: v["bid"])["exchange"],
+        "price": max(v["bid"] for v in fine),
+    }
+    assert answer.data["best_ask"]["price"] == min(v["ask"] for v in fine)
+    assert answer.data["spread"] == pytest.approx(
+        answer.data["best_ask"]["price"] - answer.data["best_bid"]["price"]
+    )
+
+
+async def test_a_named_exchange_that_lacks_the_market_is_listed_with_its_problem(
+    market: MarketData,
+) -> None:
+    answer = await market.compare("SOL/USDT", ["binance", "kraken"])
+    venues = {v["exchange"]: v for v in answer.data["venues"]}
+    assert venues["kraken"]["problem"]["code"] == "unknown_market"
+    assert venues["binance"]["last"] > 0
+
+
+async def test_every_exchange_says_what_it_offers(market: MarketData) -> None:
+    offered = {e["id"]: e for e in market.exchanges()}
+    assert offered["binance"]["funding"] is True
+    assert offered["kraken"]["funding"] is False
+    assert all(e["orderbook"] and e["trades"] and e["tickers"] for e in offered.values())
