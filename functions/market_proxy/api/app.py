@@ -14,6 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from market_proxy import mcp_server
 from market_proxy.api import openapi, page, problems, reference, routes, streaming
 from market_proxy.observability import logger
 from market_proxy.service import MarketData
@@ -30,6 +31,9 @@ def create_app(service: MarketData) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        # /docs is the page module's: Swagger UI from the app's own files, not a CDN.
+        docs_url=None,
+        redoc_url=None,
         title="Market data proxy",
         version="1.0",
         description=(
@@ -43,6 +47,7 @@ def create_app(service: MarketData) -> FastAPI:
     app.include_router(reference.router)
     app.include_router(streaming.router)
     app.include_router(page.router)
+    app.router.routes.append(mcp_server.route())  # POST /mcp; the SDK loads on first use
     openapi.install(app, service)
     origins = service.settings.cors_allow_origins
     if origins:
