@@ -53,6 +53,7 @@ def sim(exchange_sim_session: ExchangeSim) -> ExchangeSim:
     exchange_sim_session.clear_faults()
     exchange_sim_session.set_clock(None)
     exchange_sim_session.set_latency(0.0)
+    exchange_sim_session.limits.clear()
     exchange_sim_session.reset_history()
     return exchange_sim_session
 

@@ -58,9 +58,14 @@ class Attempt:
 
         Returns the seconds calls are now paused for when this failure opened the circuit
         (the truthful ``Retry-After`` for its caller), else None. Errors that are not the
-        exchange's fault right now (not ``retryable``) count as success.
+        exchange's fault right now (not ``retryable``) count as success, but for a geo-block,
+        which lasts: it opens the circuit for ``geo_block_s``. The service's own refusal to
+        call (its fleet budget spent) says nothing about the exchange: no verdict.
         """
-        if not error.retryable:
+        if isinstance(error, errors.UpstreamBusy):
+            self.release()
+            return None
+        if not error.retryable and not isinstance(error, errors.UpstreamGeoBlocked):
             self.succeeded()
             return None
         if self._done:
@@ -85,10 +90,12 @@ class CircuitBreaker:
         window_s: float,
         cooldown_s: float,
         clock: Callable[[], int],
+        geo_block_s: float = 3600.0,
     ) -> None:
         self._threshold = threshold
         self._window_ms = round(window_s * 1000)
         self._cooldown_ms = round(cooldown_s * 1000)
+        self._geo_block_ms = round(geo_block_s * 1000)
         self._clock = clock
         self._circuits: dict[str, _Circuit] = {}
 
@@ -140,7 +147,8 @@ class CircuitBreaker:
     ) -> float | None:
         circuit = self._circuits[attempt.exchange_id]
         now = self._clock()
-        banned = isinstance(error, errors.UpstreamBanned)
+        lasting = isinstance(error, errors.UpstreamGeoBlocked)
+        banned = lasting or isinstance(error, errors.UpstreamBanned)
         if attempt.probe:
             circuit.probing = False
         elif not banned:
@@ -154,6 +162,8 @@ class CircuitBreaker:
         asked_ms = round(retry_after * 1000) if retry_after else 0
         # A ban lasts what the exchange says; other pauses last at least the cool-down.
         span = (asked_ms or self._cooldown_ms) if banned else max(asked_ms, self._cooldown_ms)
+        if lasting:
+            span = self._geo_block_ms
         until = now + span
         if circuit.open_until is not None and circuit.open_until > until:
             return None
@@ -177,8 +187,12 @@ class CircuitBreaker:
             self._circuits[attempt.exchange_id].probing = False
 
     @staticmethod
-    def _refusal(exchange_id: str, circuit: _Circuit, wait_s: float) -> errors.CircuitOpen:
+    def _refusal(exchange_id: str, circuit: _Circuit, wait_s: float) -> errors.ProxyError:
         count("CircuitRejected", exchange=exchange_id)
+        if circuit.reason == errors.UpstreamGeoBlocked.code:  # what lasts is said as it is
+            return errors.UpstreamGeoBlocked(
+                f"{exchange_id} refuses to serve the location this service runs in"
+            )
         return errors.CircuitOpen(
             f"calls to {exchange_id} are paused after {circuit.reason}; "
             f"the next try is in {max(1, math.ceil(wait_s))} s",

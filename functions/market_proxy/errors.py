@@ -142,6 +142,19 @@ class UpstreamBanned(UpstreamUnavailable):
     title = "The exchange has banned our address for a while"
 
 
+class UpstreamBusy(UpstreamUnavailable):
+    code = "upstream_busy"
+    title = "This service's calls to the exchange are at their limit for now"
+
+
+class UpstreamGeoBlocked(ProxyError):
+    """The exchange refuses to serve where this service runs: not a passing failure."""
+
+    status = 451
+    code = "upstream_geo_blocked"
+    title = "The exchange does not serve this service's location"
+
+
 class CircuitOpen(UpstreamUnavailable):
     code = "circuit_open"
     title = "Calls to this exchange are paused after repeated failures"
@@ -187,6 +200,11 @@ def from_ccxt(
 
     if not isinstance(exc, ccxt_errors.BaseError):
         return UpstreamBadResponse(f"{exchange_id} sent an answer that could not be read")
+    if status == 451 or _is_geo_block(str(exc)):
+        return UpstreamGeoBlocked(
+            f"{exchange_id} refuses to serve the location this service runs in "
+            "(a restricted location); deploy in a region it serves"
+        )
     banned = status in (403, 418) and not isinstance(exc, ccxt_errors.AuthenticationError)
     if banned or (isinstance(exc, ccxt_errors.DDoSProtection) and _is_ban(str(exc))):
         return UpstreamBanned(
@@ -214,6 +232,14 @@ def from_ccxt(
     if isinstance(exc, ccxt_errors.BadRequest):
         return RejectedByExchange(f"{exchange_id} rejected the request")
     return ProxyError(f"{exchange_id} answered with an error ({type(exc).__name__})")
+
+
+_GEO_BLOCK = ("restricted location", "not available in your country", "your country or region")
+
+
+def _is_geo_block(message: str) -> bool:
+    lowered = message.lower()
+    return any(words in lowered for words in _GEO_BLOCK)
 
 
 def _is_ban(message: str) -> bool:

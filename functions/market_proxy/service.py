@@ -13,6 +13,7 @@ from typing import Any
 from market_proxy import catalog, errors, normalize
 from market_proxy.answers import Answer
 from market_proxy.batch import Batch
+from market_proxy.budget import Budget, Limit, default_limit
 from market_proxy.cache.client import make_store
 from market_proxy.cache.dynamodb import DynamoDBStore
 from market_proxy.cache.engine import ReadThrough
@@ -62,8 +63,21 @@ class MarketData:
             negative_ttl_s=settings.negative_ttl_seconds,
             refresh_in_background=settings.refresh_in_background,
             clock=clock,
+            refresh_ahead_fraction=settings.refresh_ahead_fraction,
         )
-        self._gateway = ExchangeGateway(settings, self._cache, clock)
+        self._budget = (
+            Budget(
+                store,
+                outage,
+                self._limit,
+                fallback_share=settings.budget_fallback_share,
+                clock=clock,
+            )
+            if settings.fleet_budget
+            else None
+        )
+        self._limits: dict[str, Limit] = {}
+        self._gateway = ExchangeGateway(settings, self._cache, clock, self._budget)
         tiers = Tiers(self._memory, self._shared, clock)
         self._candles = CandleStore(
             settings, self._cache, tiers, self._leases, self._gateway, clock
@@ -235,6 +249,32 @@ class MarketData:
             return spec.shape(venue.id, market, raw, self.settings)
 
         return load
+
+    def _limit(self, exchange: str) -> Limit:
+        """The fleet's budget for ``exchange``: ccxt's rate for one client, unless
+        ``EXCHANGE_LIMITS`` says otherwise."""
+        limit = self._limits.get(exchange)
+        if limit is None:
+            settings = self.settings
+            given = settings.exchange_limits.get(exchange, {})
+            rate_ms = float(self._gateway.client(exchange).rateLimit or 1000)
+            by_request = "requests_per_second" in given
+            stated = given.get("requests_per_second", given.get("per_second"))
+            if stated is not None:
+                rate_ms = 1000 / max(float(stated), 0.001)
+            limit = default_limit(
+                rate_ms,
+                lease_fraction=settings.budget_lease_fraction,
+                reserve_fraction=settings.budget_reserve_fraction,
+            )
+            if "lease" in given:
+                limit = Limit(limit.per_window, max(1.0, float(given["lease"])), limit.reserve)
+            if "reserve" in given:
+                limit = Limit(limit.per_window, limit.lease, float(given["reserve"]))
+            if by_request:
+                limit = Limit(limit.per_window, limit.lease, limit.reserve, by_request=True)
+            self._limits[exchange] = limit
+        return limit
 
     @staticmethod
     def _bounded(name: str, value: int | None, default: int, most: int) -> int:

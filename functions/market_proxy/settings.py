@@ -47,7 +47,12 @@ class Settings(BaseModel):
     # repr=False: it may hold credentials (apiKey, secret, auth headers), and a model's repr
     # ends up in tracebacks and debug output.
     exchange_options: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
+    # One deadline for an upstream call: waiting for the budget and ccxt's limiter included.
     upstream_timeout_ms: int = Field(default=8000, ge=100, le=60000)
+    # Most requests to one exchange waiting in a container's queues; past it, 503 at once.
+    upstream_queue_max: int = Field(default=32, ge=1)
+    # The longest Retry-After taken from an exchange (longer ones are cut to this).
+    retry_after_max_seconds: float = Field(default=3600.0, gt=0)
 
     # Circuit breaker, per exchange and per container (see circuit.py).
     # CIRCUIT_FAILURE_THRESHOLD: upstream failures in a row (timeouts, 5xx, unreadable answers,
@@ -58,6 +63,22 @@ class Settings(BaseModel):
     # exchange's Retry-After asks for more. A ban pauses for the ban's own Retry-After, or
     # this long when it gives none.
     circuit_cooldown_seconds: float = Field(default=30.0, gt=0)
+
+    # A geo-block (451, "restricted location") lasts: the circuit stays open this long.
+    circuit_geo_block_seconds: float = Field(default=3600.0, gt=0)
+
+    # One upstream budget per exchange for the whole fleet (see budget.py). EXCHANGE_LIMITS
+    # overrides ccxt's own rate per exchange: {"binance": {"per_second": 20, "lease": 4}}
+    # in ccxt's cost units, or {"kraken": {"requests_per_second": 1}} counting requests;
+    # "reserve": units of a second's budget background work may not use.
+    fleet_budget: bool = True
+    exchange_limits: dict[str, dict[str, float]] = Field(default_factory=dict)
+    budget_lease_fraction: float = Field(default=0.2, gt=0, le=1)
+    budget_reserve_fraction: float = Field(default=0.25, ge=0, lt=1)
+    # While the table fails: each container's share of a window's budget, on its own.
+    budget_fallback_share: float = Field(default=0.1, gt=0, le=1)
+    # A key asked for in the last part of its freshness is refreshed ahead (0: never).
+    refresh_ahead_fraction: float = Field(default=0.25, ge=0, lt=1)
 
     # After the table fails as a whole (unreachable, throttling, access denied), this
     # container leaves it alone this long and serves from memory and upstream.
@@ -103,7 +124,6 @@ class Settings(BaseModel):
     tickers_max_symbols: int = Field(default=50, ge=1, le=200)
     markets_max_limit: int = Field(default=500, ge=1)
     markets_default_limit: int = Field(default=100, ge=1)
-
     # MCP tools (POST /mcp): the most bytes of JSON one tool result's data may take (its
     # structuredContent; the text block repeats it). Rows past it (candles, trades, markets,
     # tickers) are left out and the result says so. 48 KiB of numbers is about 20,000 tokens,
@@ -164,7 +184,7 @@ class Settings(BaseModel):
             return tuple(dict.fromkeys(str(part) for part in value if part))
         return value
 
-    @field_validator("exchange_options", mode="before")
+    @field_validator("exchange_options", "exchange_limits", mode="before")
     @classmethod
     def _parse_options(cls, value: object) -> object:
         if isinstance(value, str):

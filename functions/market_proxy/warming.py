@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from market_proxy import errors
+from market_proxy.budget import in_background
 from market_proxy.cache.entry import Cached
 from market_proxy.keys import DemandKey, Kind, MarketKey, MarketsKey, SeriesKey
 from market_proxy.observability import count, latency, logger
@@ -185,6 +186,31 @@ async def warm(
     run then keeps its tickers fresh for that long: one more request per ticker each time
     it is about to expire (``ticker_loop_s / TICKER_TTL_SECONDS`` per ticker per run).
     """
+    with in_background():  # the fleet's budget goes to requests clients wait on first
+        return await _warm(
+            service,
+            targets,
+            deadline,
+            concurrency,
+            candles,
+            top_keys,
+            period_s,
+            ticker_loop_s,
+            pacing,
+        )
+
+
+async def _warm(
+    service: MarketData,
+    targets: list[Target],
+    deadline: float,
+    concurrency: int,
+    candles: int,
+    top_keys: int,
+    period_s: float,
+    ticker_loop_s: float,
+    pacing: Pacing,
+) -> WarmReport:
     started = pacing.monotonic()
     report = WarmReport()
     asked = [key for key, _times in await service.most_asked(top_keys)]

@@ -27,6 +27,7 @@ from infra.exchange_sim import (
     okx_routes,
 )
 from infra.exchange_sim.faults import Fault, FaultQueue, canned, truncated_body
+from infra.exchange_sim.limits import WEIGHT_HEADER, AddressLimits
 from infra.exchange_sim.market_data import SUPPORTED, MarketBook
 from infra.exchange_sim.routing import NOT_FOUND, Call, Reply, Router
 
@@ -55,6 +56,7 @@ class ExchangeSim:
     ) -> None:
         self.book = MarketBook(synthetic=synthetic_markets, seed=seed)
         self._faults = FaultQueue()
+        self.limits = AddressLimits()
         self._latency = latency_s
         self._walk = walk
         self._port = port
@@ -218,6 +220,18 @@ class ExchangeSim:
     ) -> None:
         self._faults.add(Fault(exchange_id, fault, endpoint, times, retry_after, delay_s))
 
+    def set_rate_limit(
+        self,
+        exchange_id: str,
+        per_second: int | None,
+        *,
+        ban_after: int | None = None,
+        ban_s: float = 60.0,
+    ) -> None:
+        """Answer 429 past ``per_second`` requests a second from this address, and ban it
+        (the format's 418 answer) once it was told so ``ban_after`` times; None: no limit."""
+        self.limits.set(exchange_id, per_second, ban_after=ban_after, ban_s=ban_s)
+
     def clear_faults(self) -> None:
         self._faults.clear()
 
@@ -239,9 +253,12 @@ class ExchangeSim:
                     exchange, route.endpoint, call.path, call.params, headers=dict(request.headers)
                 )
             )
+        refusal, weight = self.limits.admit(exchange)
         if self._latency:
             await asyncio.sleep(self._latency)
         fault = self._faults.take(exchange, route.endpoint)
+        if refusal is not None and route.handler is not None:
+            fault = Fault(exchange, refusal, None, 1, 1 if refusal == "429" else 60, None)
         if route.handler is None:
             return web.json_response({"code": -1, "msg": f"no route {call.path}"}, status=404)
         if fault is not None and fault.kind in ("timeout", "reset"):
@@ -264,7 +281,10 @@ class ExchangeSim:
             return web.json_response(answer.body, status=answer.status)
         if fault is not None:  # truncated
             return await _truncated(request, payload)
-        return web.json_response(payload)
+        response = web.json_response(payload)
+        if exchange == "binance":
+            response.headers[WEIGHT_HEADER] = str(weight)
+        return response
 
     async def _control(self, request: web.Request) -> web.Response:
         action = request.match_info["action"]

@@ -170,20 +170,48 @@ def test_while_half_open_only_one_probe_reaches_the_exchange(
 def test_an_open_circuit_is_this_containers_own_and_holds_no_other_up(
     api: LambdaApi, sim: ExchangeSim, clock: SharedClock, container: MarketData
 ) -> None:
-    banned, paused = markets(sim, "kraken")[4:6]  # SIM….USDT keys the other tests leave alone
-    # Given a container whose Kraken circuit a lockout opened,
-    sim.inject("kraken", "418", endpoint="ticker", retry_after=60)
-    assert api.get(f"/ticker/kraken/{banned}").json()["code"] == "upstream_banned"
+    failing = markets(sim, "coinbaseexchange")[
+        6 : 6 + THRESHOLD
+    ]  # keys the other tests leave alone
+    paused = markets(sim, "coinbaseexchange")[5]
+    # Given a container whose Coinbase circuit repeated failures opened (a failing exchange
+    # is this container's own view: a ban would pause the whole fleet, see below),
+    sim.inject("coinbaseexchange", "503", endpoint="ticker", times=THRESHOLD)
+    for market in failing:
+        assert (
+            api.get(f"/ticker/coinbaseexchange/{market}").json()["code"] == "upstream_unavailable"
+        )
     # when it refuses a ticker for its open circuit,
-    assert api.get(f"/ticker/kraken/{paused}").json()["code"] == "circuit_open"
+    assert api.get(f"/ticker/coinbaseexchange/{paused}").json()["code"] == "circuit_open"
     # then the table holds neither an error nor a lease for that ticker,
-    key = f"ticker#kraken#{paused.removesuffix('USDT')}/USDT"
+    key = f"ticker#coinbaseexchange#{paused.removesuffix('-USDT')}/USDT"
     stored = api.run(make_store(container.settings).get(key, consistent=True))
     assert stored is not None
     assert (stored.error, stored.lease_owner) == (None, None)
     # and another container, whose circuit is closed, fetches it at once.
     api.container(container.settings, clock)
     sim.reset_calls()
-    other = api.get(f"/ticker/kraken/{paused}")
+    other = api.get(f"/ticker/coinbaseexchange/{paused}")
     assert (other.status, other.headers["x-cache"]) == (200, "upstream")
-    assert sim.calls("kraken", "ticker") == 1
+    assert sim.calls("coinbaseexchange", "ticker") == 1
+
+
+def test_a_ban_one_container_met_pauses_every_container(
+    api: LambdaApi, sim: ExchangeSim, clock: SharedClock, container: MarketData
+) -> None:
+    banned, other_key = markets(sim, "bybit")[2:4]
+    # Given a container that met Bybit's ban (its 403 "access too frequent"),
+    sim.inject("bybit", "418", endpoint="ticker", retry_after=30)
+    assert api.get(f"/ticker/bybit/{banned}").json()["code"] == "upstream_banned"
+    # when another container, which never called Bybit, is asked for a ticker,
+    api.container(container.settings, clock)
+    sim.reset_calls()
+    refused = api.get(f"/ticker/bybit/{other_key}")
+    # then it does not call Bybit either, and says for how long calls are paused;
+    assert refused.status == 503
+    assert refused.json()["code"] == "upstream_banned"
+    assert int(refused.headers["retry-after"]) in (29, 30)
+    assert sim.calls("bybit", "ticker") == 0
+    # and once the pause is over, calls flow again.
+    clock.advance(31)
+    assert api.get(f"/ticker/bybit/{other_key}").status == 200

@@ -85,7 +85,7 @@ def market_of_case(sim: ExchangeSim, exchange: str, fault: str, cache: str) -> s
 def failing(settings: Settings, sim: ExchangeSim, exchange: str, fault: str) -> Settings:
     options = dict(settings.exchange_options)
     if fault == "refused":
-        options[exchange] = sim.ccxt_options_down(exchange)
+        options[exchange] = {**options[exchange], **sim.ccxt_options_down(exchange)}
     else:
         sim.inject(exchange, fault, endpoint="ticker", times=2, retry_after=RETRY_AFTER, delay_s=3)
     return settings.model_copy(
@@ -104,6 +104,7 @@ def test_an_exchange_fault_gets_the_answer_design_names(
     expected = EXPECTED[fault]
     settings: Settings = api.module.service.settings
     clock = SharedClock(now_ms(), sim)
+    api.lift_pauses()
     path = f"/ticker/{exchange}/{market_of_case(sim, exchange, fault, cache)}"
     seeded: Reply | None = None
     if cache == "stale":
@@ -164,6 +165,7 @@ def test_an_unreadable_page_of_candles_is_a_502_never_an_empty_history(
 ) -> None:
     settings: Settings = api.module.service.settings
     clock = SharedClock(now_ms(), sim)
+    api.lift_pauses()
     # (A market of its own per fault: the table is shared by the module's tests.)
     symbol = {"malformed_json": "BTC-USDT", "html_200": "ETH-USDT"}[fault]
     path, query = f"/historical/{exchange}/{symbol}", {"timeframe": "1h", "limit": "5"}

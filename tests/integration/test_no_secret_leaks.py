@@ -104,6 +104,7 @@ def every_fault(api: LambdaApi, sim: ExchangeSim) -> list[Reply]:
                 }
             )
             api.container(settings, clock)
+            api.lift_pauses()
             if down is None:
                 sim.inject(exchange, fault, times=2, retry_after=3, delay_s=2)
             replies.append(api.get(f"/ticker/{exchange}/{market}"))
@@ -138,6 +139,7 @@ def every_endpoint(api: LambdaApi, sim: ExchangeSim) -> list[Reply]:
             ("/nothing/here", None),
         )
     ]
+
     assert [reply.status for reply in replies[:10]] == [200] * 10
     return replies
 

@@ -42,6 +42,7 @@ BENCHMARKS: tuple[str, ...] = (
     "sse_fanout",
     "candles",
     "market_data",
+    "fleet",
     "cold_start",
     "mcp",
 )

@@ -53,6 +53,7 @@ class Stack:
         self.sim.clear_faults()
         self.sim.set_clock(None)
         self.sim.set_latency(0.0)
+        self.sim.limits.clear()
 
 
 @contextlib.contextmanager

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 
 from infra.exchange_sim import ExchangeSim
+from infra.local.dynamodb import local_client
+from market_proxy.keys import BudgetKey
 from market_proxy.observability import flush_all_metrics
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
@@ -68,6 +70,14 @@ class LambdaApi:
         self.module.app.state.market = service
         self._containers.append(service)
         return service
+
+    def lift_pauses(self) -> None:
+        """Forget every pause an earlier case made the fleet honour (the cases of a module
+        share a table, as containers share it, and some make an exchange pause the fleet)."""
+        client: Any = local_client(self.module.service.settings.dynamodb_endpoint_url or "")
+        table = self.module.service.settings.table_name
+        for exchange in EXCHANGES:
+            client.delete_item(TableName=table, Key={"pk": {"S": BudgetKey(exchange).text}})
 
     def get(self, path: str, **event: Any) -> Reply:
         """Invoke the handler with API Gateway's REST event for ``GET path``."""

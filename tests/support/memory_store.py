@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
+from market_proxy.budget import Granted
 from market_proxy.cache.entry import CachedError, Entry, StoredItem
 from market_proxy.cache.store import CacheUnavailable
 
@@ -21,6 +22,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.items: dict[str, StoredItem] = {}
         self.tallies: dict[str, Counter[str]] = {}
+        self.budgets: dict[str, tuple[int, float, int, str]] = {}  # window, used, paused, why
         self.calls: Counter[str] = Counter()
         self.failing: str | None = None  # the reason every call fails with, when set
 
@@ -88,6 +90,29 @@ class MemoryStore:
         for key in keys:
             total.update(self.tallies.get(key, Counter()))
         return dict(total)
+
+    async def take_units(
+        self, key: str, window: int, units: float, ceiling: float, now_ms: int
+    ) -> Granted:
+        self._enter("take_units")
+        held_window, used, paused, reason = self.budgets.get(key, (-1, 0.0, 0, ""))
+        if paused > now_ms:
+            return Granted(0.0, paused, reason)
+        window = max(window, held_window)
+        if held_window != window:
+            used = 0.0
+        ceiling = max(ceiling, units)
+        granted = min(units, max(0.0, ceiling - used))
+        if granted < min(units, 1.0):
+            return Granted(0.0)
+        self.budgets[key] = (window, used + granted, paused, reason)
+        return Granted(granted)
+
+    async def pause(self, key: str, until_ms: int, reason: str) -> None:
+        self._enter("pause")
+        window, used, paused, _ = self.budgets.get(key, (-1, 0.0, 0, ""))
+        if until_ms > paused:
+            self.budgets[key] = (window, used, until_ms, reason)
 
     async def ping(self) -> None:
         self._enter("ping")

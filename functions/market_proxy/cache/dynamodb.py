@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from market_proxy.budget import Granted
 from market_proxy.cache import codec
 from market_proxy.cache.codec import TTL_ATTRIBUTE, Item, expires_at
 from market_proxy.cache.entry import CachedError, Entry, StoredItem
@@ -30,6 +32,7 @@ RETRIES = 3
 # may well succeed. Any other error means the table is unusable for now.
 REQUEST_ERRORS = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 COUNT_PREFIX = "n:"
+_BUDGET_KEEP_MS = 86_400_000  # a budget item outlives its last use by a day, then goes
 
 
 class DynamoDBStore:
@@ -219,6 +222,92 @@ class DynamoDBStore:
                     counted = name[len(COUNT_PREFIX) :]
                     totals[counted] = totals.get(counted, 0) + int(value["N"])
         return totals
+
+    # -- the fleet's upstream budget (the budget port) ------------------------------------
+
+    async def take_units(
+        self, key: str, window: int, units: float, ceiling: float, now_ms: int
+    ) -> Granted:
+        """Units of the current window's budget, with one conditional write (two when the
+        window is new, three when only a remainder is left); see :mod:`market_proxy.budget`."""
+        wanted = units
+        # One request costlier than a whole window's budget may still have a window alone.
+        ceiling = max(ceiling, units)
+        for _ in range(4):
+            try:
+                await self._call(
+                    "update_item",
+                    TableName=self._table,
+                    Key={"pk": {"S": key}},
+                    UpdateExpression="ADD #used :u SET expires_at = :expires",
+                    ConditionExpression=(
+                        "#w = :w AND #used <= :room AND "
+                        "(attribute_not_exists(paused_until) OR paused_until <= :now)"
+                    ),
+                    ExpressionAttributeNames={"#w": "window", "#used": "used"},
+                    ExpressionAttributeValues={
+                        ":u": {"N": repr(wanted)},
+                        ":w": {"N": str(window)},
+                        ":room": {"N": repr(ceiling - wanted)},
+                        ":now": {"N": str(now_ms)},
+                        ":expires": expires_at(now_ms + _BUDGET_KEEP_MS),
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return Granted(wanted)
+            except _ConditionFailed as failed:
+                old = failed.item or {}
+            paused = int(float(old.get("paused_until", {}).get("N", "0")))
+            if paused > now_ms:
+                return Granted(0.0, paused, old.get("pause_reason", {}).get("S", ""))
+            held = int(float(old.get("window", {}).get("N", "-1")))
+            if held > window:
+                # Another container's clock is ahead of this one's: join its window.
+                window = held
+                continue
+            if held == window:
+                left = math.floor(ceiling - float(old.get("used", {}).get("N", "0")))
+                if left < 1:
+                    return Granted(0.0)
+                wanted = min(wanted, float(left))
+                continue
+            with contextlib.suppress(_ConditionFailed):  # another container opened it first
+                await self._call(
+                    "update_item",
+                    TableName=self._table,
+                    Key={"pk": {"S": key}},
+                    UpdateExpression="SET #w = :w, #used = :u, expires_at = :expires",
+                    ConditionExpression=(
+                        "(attribute_not_exists(#w) OR #w < :w) AND "
+                        "(attribute_not_exists(paused_until) OR paused_until <= :now)"
+                    ),
+                    ExpressionAttributeNames={"#w": "window", "#used": "used"},
+                    ExpressionAttributeValues={
+                        ":u": {"N": repr(min(wanted, ceiling))},
+                        ":w": {"N": str(window)},
+                        ":now": {"N": str(now_ms)},
+                        ":expires": expires_at(now_ms + _BUDGET_KEEP_MS),
+                    },
+                )
+                return Granted(min(wanted, ceiling))
+        return Granted(0.0)
+
+    async def pause(self, key: str, until_ms: int, reason: str) -> None:
+        with contextlib.suppress(_ConditionFailed):  # a later pause is already there
+            await self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"pk": {"S": key}},
+                UpdateExpression=(
+                    "SET paused_until = :until, pause_reason = :reason, expires_at = :expires"
+                ),
+                ConditionExpression="attribute_not_exists(paused_until) OR paused_until < :until",
+                ExpressionAttributeValues={
+                    ":until": {"N": str(until_ms)},
+                    ":reason": {"S": reason[:100]},
+                    ":expires": expires_at(until_ms + _BUDGET_KEEP_MS),
+                },
+            )
 
     async def ping(self) -> None:
         await self._call("describe_table", TableName=self._table)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from market_proxy import errors
+from market_proxy.budget import in_background, is_background
 from market_proxy.cache.entry import Cached, CachedError, Entry, newest
 from market_proxy.cache.leases import Leases
 from market_proxy.cache.memory import MemoryTier
@@ -42,6 +43,7 @@ class ReadThrough:
         negative_ttl_s: float,
         refresh_in_background: bool,
         clock: Callable[[], int],
+        refresh_ahead_fraction: float = 0.0,
     ) -> None:
         self._memory = memory
         self._shared = shared
@@ -50,6 +52,8 @@ class ReadThrough:
         self._background = refresh_in_background
         self._clock = clock
         self._flights: dict[str, asyncio.Task[Cached]] = {}
+        self._ahead_fraction = refresh_ahead_fraction
+        self._ahead: dict[str, asyncio.Task[Cached | None]] = {}
 
     async def get(self, key: Key, policy: Policy, load: Loader) -> Cached:
         """The value for ``key``: from memory, the shared table, or ``load()``, in that order.
@@ -65,6 +69,7 @@ class ReadThrough:
         entry = self._memory.get(text)
         if entry is not None and entry.is_fresh(now):
             count("CacheHitL1")
+            self._maybe_ahead(key, policy, load, entry, now)
             return entry.served("l1", now)
         remembered = self._memory.error(text, now)
         if remembered is not None:
@@ -110,8 +115,39 @@ class ReadThrough:
 
     async def close(self) -> None:
         """Let refreshes still running finish; used when a process shuts down."""
-        if self._flights:
-            await asyncio.gather(*self._flights.values(), return_exceptions=True)
+        running = [*self._flights.values(), *self._ahead.values()]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+
+    def _maybe_ahead(self, key: Key, policy: Policy, load: Loader, entry: Entry, now: int) -> None:
+        """Refresh a key that is being asked for shortly before it expires, in the
+        background, so its askers never find it stale: one caller in the fleet (the refresh
+        takes the key's lease unless another container has refreshed it already), as
+        background work (it gives way when the exchange's budget is short). A key nobody
+        asks for is never refreshed so."""
+        life = entry.lifetime
+        ahead_ms = round((life.fresh_until - life.fetched_at) * self._ahead_fraction)
+        text = key.text
+        if ahead_ms <= 0 or life.fresh_until - now > ahead_ms or text in self._ahead:
+            return
+        if text in self._flights:
+            return
+
+        async def ahead() -> Cached | None:
+            with in_background():
+                return await self.refresh(
+                    key, policy, load, unless_fresh_for_s=(life.fresh_until - now) / 1000
+                )
+
+        task = asyncio.create_task(ahead())
+        self._ahead[text] = task
+        count("RefreshAhead")
+        task.add_done_callback(lambda done: self._ahead_landed(text, done))
+
+    def _ahead_landed(self, key: str, task: asyncio.Task[Cached | None]) -> None:
+        self._ahead.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # logged where it happened (the gateway); nobody waited on it
 
     async def _refresh(self, key: str, policy: Policy, load: Loader, known: Entry | None) -> Cached:
         stored = await self._shared.get(key)
@@ -143,12 +179,15 @@ class ReadThrough:
         except errors.ProxyError as exc:
             now = self._clock()
             remembered = self._remember(exc, now)
-            self._memory.put_error(key, remembered)
-            if isinstance(exc, errors.CircuitOpen):
+            if isinstance(exc, errors.CircuitOpen | errors.UpstreamBusy):
                 # This container's own pause, not news about the exchange: other containers
-                # judge for themselves, and only the lease must not hold them up.
+                # judge for themselves, and only the lease must not hold them up. (Work in
+                # the background that gave way to the budget is not remembered at all.)
+                if not is_background():
+                    self._memory.put_error(key, remembered)
                 await self._leases.release(key)
             else:
+                self._memory.put_error(key, remembered)
                 await self._leases.failed(key, remembered)
             if exc.retryable and known is not None and known.lifetime.may_serve_on_error(now):
                 count("StaleServed")

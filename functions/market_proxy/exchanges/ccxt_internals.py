@@ -170,3 +170,19 @@ async def requests_built(
         with contextlib.suppress(_Captured, Exception):  # no pagination for this market
             await probe.fetch_ohlcv(market["symbol"], timeframe, since, None, {"paginate": True})
     return built, entries
+
+
+def meter(client: Any, before: Any) -> None:
+    """Run ``await before(cost)`` before each request ccxt makes for ``client``, ahead of its
+    own rate limiter, with ccxt's cost of that request (its endpoint weight).
+
+    Relies on ccxt's ``fetch2`` awaiting ``self.throttle(cost)`` before every request while
+    ``enableRateLimit`` is on (the service always leaves it on).
+    """
+    queued = client.throttle
+
+    async def throttle(cost: Any = None) -> Any:
+        await before(float(cost) if isinstance(cost, int | float) and cost > 0 else 1.0)
+        return await queued(cost)
+
+    client.throttle = throttle

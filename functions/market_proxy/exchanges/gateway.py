@@ -10,18 +10,25 @@ upstream call passes one circuit breaker per exchange (see :mod:`market_proxy.ci
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import functools
+import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from market_proxy import errors
+from market_proxy.budget import Budget
 from market_proxy.cache.engine import ReadThrough
 from market_proxy.cache.entry import Cached, Lifetime
 from market_proxy.circuit import CircuitBreaker
+from market_proxy.clock import now_ms
 from market_proxy.exchanges.ccxt_internals import (
     answer_seen,
     forget_answer,
     markets_snapshot,
+    meter,
     restore_markets,
 )
 from market_proxy.exchanges.clients import Masker, new_client
@@ -31,6 +38,11 @@ from market_proxy.settings import Settings
 from market_proxy.symbols import SymbolIndex
 
 T = TypeVar("T")
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}(\.[0-9]{1,6})?")
+# Binance's report of the weight used in the current minute, and its spot limit (overridden
+# per exchange in EXCHANGE_LIMITS: weight_header, weight_limit, weight_window_s).
+WEIGHT_HEADER = "x-mbx-used-weight-1m"
+WEIGHT_LIMIT = 6000
 
 
 @dataclass
@@ -56,11 +68,26 @@ class Venue:
         return self.symbols.resolve(self.id, symbol)
 
 
+# When the current upstream call must be answered by (epoch ms), and whether it has left
+# the queues (the fleet budget, ccxt's limiter) for the exchange.
+_deadline: ContextVar[int] = ContextVar("upstream_deadline", default=0)
+_sent: ContextVar[list[bool] | None] = ContextVar("upstream_sent", default=None)
+
+
 class ExchangeGateway:
-    def __init__(self, settings: Settings, cache: ReadThrough, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cache: ReadThrough,
+        clock: Callable[[], int],
+        budget: Budget | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
         self._cache = cache
+        self._budget = budget
+        self._queued: dict[str, int] = {}
+        self._pausing: set[asyncio.Future[None]] = set()
         self._venues: dict[str, Venue] = {}
         self._opening: dict[str, asyncio.Task[Venue]] = {}
         self._clients: dict[str, Any] = {}
@@ -69,6 +96,7 @@ class ExchangeGateway:
             window_s=settings.circuit_window_seconds,
             cooldown_s=settings.circuit_cooldown_seconds,
             clock=clock,
+            geo_block_s=settings.circuit_geo_block_seconds,
         )
         self.masked = Masker(settings.exchange_options)
 
@@ -90,6 +118,7 @@ class ExchangeGateway:
                 client = new_client(self._settings, exchange_id)
             except LookupError:
                 raise errors.UnknownExchange(f"ccxt has no exchange {exchange_id!r}") from None
+            meter(client, functools.partial(self._queue, exchange_id))
             self._clients[exchange_id] = client
         return client
 
@@ -168,32 +197,81 @@ class ExchangeGateway:
         self._venues[exchange_id] = venue
         return venue
 
+    async def _queue(self, exchange_id: str, cost: float) -> None:
+        """Before each request to the exchange: wait for the fleet's budget (bounded by the
+        call's deadline), and refuse at once when too many requests already wait here."""
+        waiting = self._queued.get(exchange_id, 0)
+        if waiting >= self._settings.upstream_queue_max:
+            count("UpstreamQueueFull", exchange=exchange_id)
+            raise errors.UpstreamBusy(
+                f"{exchange_id}: too many requests to it are waiting already", retry_after=1.0
+            )
+        self._queued[exchange_id] = waiting + 1
+        try:
+            if self._budget is not None:
+                await self._budget.spend(exchange_id, cost, deadline_ms=_deadline.get())
+        finally:
+            self._queued[exchange_id] -= 1
+        sent = _sent.get()
+        if sent is not None:
+            sent[0] = True
+
     async def call(self, exchange_id: str, what: str, request: Callable[[], Awaitable[T]]) -> T:
         """Run one upstream request, timed, counted and with its errors translated.
 
         Costs at most one upstream request (aiohttp itself repeats an idempotent GET once when
-        the connection drops before an answer). Raises :class:`errors.CircuitOpen` without
-        calling while the exchange's circuit is open, and otherwise the translation of what
-        went wrong (:class:`errors.ProxyError`); the outcome feeds the circuit.
+        the connection drops before an answer), out of the fleet's budget for the exchange.
+        One deadline, ``UPSTREAM_TIMEOUT_MS``, covers it all, waiting for the budget and
+        ccxt's limiter included. Raises :class:`errors.CircuitOpen` without calling while
+        the exchange's circuit is open, :class:`errors.UpstreamBusy` when the request could
+        not leave the queues in time, and otherwise the translation of what went wrong
+        (:class:`errors.ProxyError`); the outcome feeds the circuit, and a ban or a rate
+        limit with a ``Retry-After`` pauses every container's calls to the exchange.
         """
         attempt = self.circuits.admit(exchange_id)
         count("UpstreamCalls", exchange=exchange_id)
         elapsed = Stopwatch()
         forget_answer()
+        timeout_ms = self._settings.upstream_timeout_ms
+        deadline = _deadline.set(now_ms() + timeout_ms)  # the wall clock's: real seconds
+        sent = [False]
+        sent_token = _sent.set(sent)
         try:
-            async with traced(f"## upstream {what}", exchange=exchange_id, call=what):
+            # A little longer than ccxt's own timeout of the request, which it then reports.
+            async with (
+                asyncio.timeout(timeout_ms / 1000 * 1.1 + 0.05),
+                traced(f"## upstream {what}", exchange=exchange_id, call=what),
+            ):
                 result = await request()
+            self._read_weight(exchange_id)
         except errors.ProxyError as failure:
             attempt.failed(failure)
             raise
+        except TimeoutError:
+            late: errors.ProxyError = (
+                errors.UpstreamTimeout(f"{exchange_id} did not answer in time")
+                if sent[0]
+                else errors.UpstreamBusy(
+                    f"{exchange_id}: the queue for it did not clear in time", retry_after=1.0
+                )
+            )
+            attempt.failed(late)
+            count("UpstreamErrors", exchange=exchange_id)
+            logger.warning(
+                "upstream call failed",
+                extra={"exchange": exchange_id, "what": what, "code": late.code},
+            )
+            raise late from None
         except Exception as exc:
             seen = answer_seen()  # None after a timeout or a dropped connection
-            asked = _retry_after(seen.headers) if seen is not None else None
+            cap = self._settings.retry_after_max_seconds
+            asked = retry_after(seen.headers, cap, self._clock()) if seen is not None else None
             status = seen.status if seen is not None else None
             error = errors.from_ccxt(exc, exchange_id, retry_after=asked, status=status)
             paused = attempt.failed(error, retry_after=asked)
             if paused is not None:
                 error.retry_after = paused  # no call will be made before then
+            await self._pause_fleet(exchange_id, error, asked)
             count("UpstreamErrors", exchange=exchange_id)
             details: dict[str, Any] = {
                 "exchange": exchange_id,
@@ -212,8 +290,49 @@ class ExchangeGateway:
             attempt.succeeded()
             return result
         finally:
+            _deadline.reset(deadline)
+            _sent.reset(sent_token)
             attempt.release()
             latency("UpstreamLatency", elapsed.ms, exchange=exchange_id)
+
+    async def _pause_fleet(
+        self, exchange_id: str, error: errors.ProxyError, asked: float | None
+    ) -> None:
+        """What the exchange said about calling it again, for every container: a ban, a
+        geo-block, or a rate limit that came with its ``Retry-After``."""
+        if self._budget is None or error.retry_after is None:
+            return
+        shared = isinstance(error, errors.UpstreamBanned) or (
+            isinstance(error, errors.UpstreamRateLimited) and asked is not None
+        )
+        if shared:
+            until = self._clock() + round(error.retry_after * 1000)
+            await self._budget.pause(exchange_id, until, error.code)
+
+    def _read_weight(self, exchange_id: str) -> None:
+        """Where the exchange reports the weight used of its limit (Binance's
+        ``X-MBX-USED-WEIGHT-1M``), pause the fleet when it nears the limit."""
+        seen = answer_seen()
+        limit = self._settings.exchange_limits.get(exchange_id, {})
+        if seen is None or self._budget is None:
+            return
+        for name, value in seen.headers.items():
+            if name.lower() != str(limit.get("weight_header", WEIGHT_HEADER)):
+                continue
+            try:
+                used = float(value)
+            except ValueError:
+                return
+            most = float(limit.get("weight_limit", WEIGHT_LIMIT))
+            if used >= most * 0.9:
+                window_ms = round(float(limit.get("weight_window_s", 60)) * 1000)
+                until = (self._clock() // window_ms + 1) * window_ms
+                task = asyncio.ensure_future(
+                    self._budget.pause(exchange_id, until, errors.UpstreamRateLimited.code)
+                )
+                self._pausing.add(task)
+                task.add_done_callback(self._pausing.discard)
+            return
 
     async def close(self) -> None:
         """Close every client's HTTP session (a process shutting down)."""
@@ -248,13 +367,22 @@ def ohlcv_page_limit(client: Any) -> int:
     return 500
 
 
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    if not headers:
-        return None
+def retry_after(headers: Mapping[str, str], cap_s: float, now_ms: int) -> float | None:
+    """The ``Retry-After`` an exchange sent, in seconds: delta-seconds (digits, perhaps with
+    a decimal part) or an HTTP-date, never more than ``cap_s``; None for anything else
+    (``inf``, ``1e300``, a date in the past, junk): the failure's default then applies."""
     for name, value in headers.items():
-        if name.lower() == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
+        if name.lower() != "retry-after":
+            continue
+        text = str(value).strip()
+        if _DELTA_SECONDS.fullmatch(text):
+            return min(float(text[:32]), cap_s)
+        try:
+            moment = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        seconds = moment.timestamp() - now_ms / 1000
+        return min(seconds, cap_s) if seconds > 0 else None
     return None

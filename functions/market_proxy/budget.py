@@ -1,0 +1,292 @@
+"""One upstream budget per exchange for the whole fleet, and pauses every container honours.
+
+An exchange limits what one address or account may ask, however many containers ask. Here
+every container takes its upstream calls out of one budget per exchange kept in the table:
+a window counter (one item per exchange, one window a second) from which a container takes
+a *lease* of several units with one conditional write, and spends it locally, so the table
+is written once per lease, not once per call. Units are ccxt's own costs (its endpoint
+weights), so an exchange that limits by weight is budgeted by weight; ccxt's per-client
+limiter stays on under it.
+
+Bans and rate limits are shared the same way: a 418, a 429 with ``Retry-After`` or a
+lockout writes a "paused until" onto the exchange's item, which every container learns the
+next time it takes a lease. So a container may go on calling a paused exchange for at most
+what is left of its lease (a fraction of one window's budget) before it knows.
+
+Requests a client waits on go first: background work (warming, refreshing ahead) may use
+only the budget's unreserved part, and is refused rather than kept waiting. If the table
+fails, each container falls back to a conservative local share of the budget, logged and
+counted; nothing waits on the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from market_proxy import errors
+from market_proxy.cache.shared import Outage
+from market_proxy.cache.store import CacheUnavailable
+from market_proxy.clock import now_ms
+from market_proxy.keys import BudgetKey
+from market_proxy.observability import count, latency, logger
+
+WINDOW_MS = 1000
+# Requests arrive at the exchange a little after they leave: none leaves in the last part
+# of a window, so that what leaves in it arrives in the exchange's same second.
+GUARD_MS = 50
+
+# Whether the current task's upstream calls are waited on by a client (the default) or are
+# background work that must give way.
+_background: ContextVar[bool] = ContextVar("background_upstream", default=False)
+
+
+@contextlib.contextmanager
+def in_background() -> Iterator[None]:
+    """Upstream calls made within this block (and tasks it starts) are background work."""
+    token = _background.set(True)
+    try:
+        yield
+    finally:
+        _background.reset(token)
+
+
+def is_background() -> bool:
+    """Whether the current task's upstream calls are background work."""
+    return _background.get()
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One exchange's budget: ``per_window`` units a window, of which ``reserve`` is kept
+    for requests a client waits on; leases of at most ``lease`` units. Units are ccxt's
+    costs (its weights, so that 1 unit is ``rateLimit`` ms of one client's limiter), or,
+    ``by_request``, one per request whatever its weight (for limits stated as requests)."""
+
+    per_window: float
+    lease: float
+    reserve: float
+    by_request: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """What the table said to a lease request: the units granted (0: none left in the
+    window), and any pause in force."""
+
+    units: float
+    paused_until: int = 0
+    pause_reason: str = ""
+
+
+class BudgetStore(Protocol):
+    """The budget's port (the cache table's adapter implements it)."""
+
+    async def take_units(
+        self, key: str, window: int, units: float, ceiling: float, now_ms: int
+    ) -> Granted:
+        """Add ``units`` to the window's use unless that would pass ``ceiling`` or the
+        exchange is paused; what was granted, and the pause in force."""
+        ...
+
+    async def pause(self, key: str, until_ms: int, reason: str) -> None:
+        """Pause calls to the exchange until ``until_ms`` (a later pause is kept)."""
+        ...
+
+
+@dataclass
+class _Account:
+    """What this container holds of one exchange's budget."""
+
+    window: int = -1
+    units: float = 0.0
+    spent: float = 0.0  # in the current window, by this container
+    paused_until: int = 0
+    pause_reason: str = ""
+    local_window: int = -1  # the fallback's own window and use, while the table fails
+    local_used: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Budget:
+    def __init__(
+        self,
+        store: BudgetStore | None,
+        outage: Outage,
+        limits: Callable[[str], Limit],
+        *,
+        fallback_share: float,
+        clock: Callable[[], int],
+        wall: Callable[[], int] = now_ms,
+    ) -> None:
+        self._wall = wall
+        self._store = store
+        self._outage = outage
+        self._limits = limits
+        self._fallback_share = fallback_share
+        self._clock = clock
+        self._accounts: dict[str, _Account] = {}
+
+    async def spend(self, exchange: str, cost: float, *, deadline_ms: int) -> None:
+        """Take ``cost`` units of ``exchange``'s budget for one request, waiting for the next
+        window if need be, but never past ``deadline_ms`` (wall-clock epoch ms: windows are
+        real seconds, whatever clock the service's data is judged by; pauses go by that one).
+
+        Raises :class:`errors.UpstreamRateLimited` or :class:`errors.UpstreamBanned` while
+        the exchange is paused (with the time left), and :class:`errors.UpstreamBusy` when
+        the budget will not have room before the deadline, or at once for background work.
+        """
+        account = self._accounts.setdefault(exchange, _Account())
+        limit = self._limits(exchange)
+        cost = 1.0 if limit.by_request else cost
+        background = _background.get()
+        waited = False
+        while True:
+            now = self._clock()
+            self._refuse_if_paused(exchange, account, now)
+            async with account.lock:
+                # (the window as of now: waiting for the lock may have crossed into the next)
+                window = self._window()
+                has = window >= 0 and await self._has(
+                    exchange, account, limit, window, cost, now, background
+                )
+                # Units of a window that ended while they were being granted are void.
+                if has and self._window() != window:
+                    continue
+                if has:
+                    account.units -= cost
+                    account.spent += cost
+                    count("BudgetSpent", cost, exchange=exchange)
+                    return
+            self._refuse_if_paused(exchange, account, self._clock())
+            next_window = (self._wall() // WINDOW_MS + 1) * WINDOW_MS
+            wall = self._wall()
+            # A window's last moments are waited out by anyone; a spent budget only by
+            # requests a client waits on, and only until their deadline.
+            guard = window < 0 and next_window <= deadline_ms
+            if not guard and (background or next_window > deadline_ms):
+                count("BudgetRefused", exchange=exchange)
+                raise errors.UpstreamBusy(
+                    f"{exchange}: this service's budget of calls to it is spent for now",
+                    retry_after=max(0.001, (next_window - wall) / 1000),
+                )
+            if not waited and not guard:
+                count("BudgetWaits", exchange=exchange)
+                waited = True
+            latency("BudgetWaitMs", max(0, next_window - wall), exchange=exchange)
+            await asyncio.sleep(max(0, next_window - wall) / 1000)
+
+    async def pause(self, exchange: str, until_ms: int, reason: str) -> None:
+        """Pause every container's calls to ``exchange`` until ``until_ms``. Never raises."""
+        account = self._accounts.setdefault(exchange, _Account())
+        if until_ms > account.paused_until:
+            account.paused_until, account.pause_reason = until_ms, reason
+        count("BudgetPauses", exchange=exchange)
+        logger.warning(
+            "exchange paused for the fleet",
+            extra={"exchange": exchange, "until": until_ms, "reason": reason},
+        )
+        store = self._usable()
+        if store is None:
+            return
+        try:
+            await store.pause(BudgetKey(exchange).text, until_ms, reason)
+        except CacheUnavailable as exc:
+            self._outage.failed(exc)
+
+    async def _has(
+        self,
+        exchange: str,
+        account: _Account,
+        limit: Limit,
+        window: int,
+        cost: float,
+        now: int,
+        background: bool,
+    ) -> bool:
+        """Whether this container holds ``cost`` units of the current window, taking a
+        lease from the table (or its fallback share) when it does not."""
+        if account.window == window and account.units >= cost:
+            return True
+        if account.window != window:
+            account.spent = 0.0
+        ceiling = limit.per_window - (limit.reserve if background else 0.0)
+        # A lease as large as what this container already spent in the window (up to the
+        # lease size): one call's cost for a container that calls rarely, doubling for one
+        # that calls often, so that many quiet containers do not lock the budget away.
+        want = max(cost, min(limit.lease, account.spent))
+        store = self._usable()
+        if store is not None:
+            try:
+                granted = await store.take_units(
+                    BudgetKey(exchange).text, window, want, ceiling, now
+                )
+            except CacheUnavailable as exc:
+                self._outage.failed(exc)
+            else:
+                count("BudgetLeases", exchange=exchange)
+                account.paused_until = max(account.paused_until, granted.paused_until)
+                account.pause_reason = granted.pause_reason or account.pause_reason
+                if account.window != window:
+                    account.window, account.units = window, 0.0
+                account.units += granted.units
+                return account.units >= cost
+        return self._fallback(exchange, account, limit, window, cost, ceiling)
+
+    def _fallback(
+        self,
+        exchange: str,
+        account: _Account,
+        limit: Limit,
+        window: int,
+        cost: float,
+        ceiling: float,
+    ) -> bool:
+        """The table cannot be asked: this container's conservative local share."""
+        count("BudgetFallback", exchange=exchange)
+        if account.local_window != window:
+            account.local_window, account.local_used = window, 0.0
+        share = max(cost, ceiling * self._fallback_share)  # one request always fits alone
+        if account.local_used + cost > share:
+            return False
+        account.local_used += cost
+        if account.window != window:
+            account.window, account.units = window, 0.0
+        account.units += cost
+        return True
+
+    def _refuse_if_paused(self, exchange: str, account: _Account, now: int) -> None:
+        if account.paused_until <= now:
+            return
+        left = (account.paused_until - now) / 1000
+        detail = f"calls to {exchange} are paused for every container ({account.pause_reason})"
+        if account.pause_reason == errors.UpstreamRateLimited.code:
+            raise errors.UpstreamRateLimited(detail, retry_after=left)
+        raise errors.UpstreamBanned(detail, retry_after=left)
+
+    def _window(self) -> int:
+        """The window a request leaving now is counted in; -1 in a window's last moments,
+        when none may leave."""
+        wall = self._wall()
+        if wall % WINDOW_MS >= WINDOW_MS - GUARD_MS:
+            return -1
+        return wall // WINDOW_MS * WINDOW_MS
+
+    def _usable(self) -> BudgetStore | None:
+        return None if self._store is None or self._outage.resting else self._store
+
+
+def default_limit(rate_limit_ms: float, *, lease_fraction: float, reserve_fraction: float) -> Limit:
+    """The budget ccxt's own limiter gives one client (one unit of cost per ``rateLimit``
+    milliseconds), for the whole fleet."""
+    per_window = WINDOW_MS / max(rate_limit_ms, 1.0)
+    return Limit(
+        per_window=per_window,
+        lease=max(1.0, math.floor(per_window * lease_fraction)),
+        reserve=per_window * reserve_fraction,
+    )
