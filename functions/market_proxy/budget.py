@@ -82,6 +82,7 @@ class Granted:
     units: float
     paused_until: int = 0
     pause_reason: str = ""
+    left: float | None = None  # the window's units the fleet has not taken yet, if known
 
 
 class BudgetStore(Protocol):
@@ -230,6 +231,8 @@ class Budget:
                 self._outage.failed(exc)
             else:
                 count("BudgetLeases", exchange=exchange)
+                if granted.left is not None:
+                    count("BudgetLeft", granted.left, exchange=exchange)
                 account.paused_until = max(account.paused_until, granted.paused_until)
                 account.pause_reason = granted.pause_reason or account.pause_reason
                 if account.window != window:

@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from market_proxy.exchanges.answer_size import too_large
+
 
 class ProxyError(Exception):
     """Base of every error the service answers with."""
@@ -88,6 +90,14 @@ class InvalidRequest(ProxyError):
     status = 422
     code = "invalid_request"
     title = "The request is not valid"
+
+
+class MalformedRequest(ProxyError):
+    """What reached the function cannot be read as an HTTP request (a malformed event)."""
+
+    status = 400
+    code = "malformed_request"
+    title = "The request could not be read"
 
 
 class RouteNotFound(ProxyError):
@@ -217,6 +227,12 @@ def from_ccxt(
         )
     if isinstance(exc, ccxt_errors.RequestTimeout):
         return UpstreamTimeout(f"{exchange_id} did not answer in time", retry_after=retry_after)
+    cap = too_large(exc)
+    if cap is not None:
+        return UpstreamBadResponse(
+            f"{exchange_id} sent an answer larger than {cap} bytes, more than this kind of "
+            "data can hold (UPSTREAM_MAX_BYTES)"
+        )
     if isinstance(exc, ccxt_errors.BadResponse) or _payload_broken(exc):
         return UpstreamBadResponse(f"{exchange_id} sent an answer that could not be read")
     unwell = status is not None and status >= 500
@@ -225,7 +241,7 @@ def from_ccxt(
         return UpstreamUnavailable(
             f"{exchange_id} is unavailable or unreachable", retry_after=retry_after or 5.0
         )
-    if isinstance(exc, ccxt_errors.BadSymbol):
+    if isinstance(exc, ccxt_errors.BadSymbol) or _no_such_market(exc, status):
         return UnknownMarket(f"{exchange_id} has no such market")
     if isinstance(exc, ccxt_errors.NotSupported):
         return NotSupported(f"{exchange_id} does not offer this")
@@ -240,6 +256,38 @@ _GEO_BLOCK = ("restricted location", "not available in your country", "your coun
 def _is_geo_block(message: str) -> bool:
     lowered = message.lower()
     return any(words in lowered for words in _GEO_BLOCK)
+
+
+# What exchanges say of a market they do not have, where ccxt does not map it to BadSymbol
+# (Kraken's "EQuery:Unknown asset pair", Coinbase's 404 "NotFound", which ccxt reads as an
+# order that was not found).
+_NO_SUCH_MARKET = (
+    "unknown asset pair",
+    "unknown pair",
+    "invalid pair",
+    "invalid symbol",
+    "unknown symbol",
+    "symbol not found",
+    "symbol invalid",
+    "not supported symbol",
+    "market not found",
+    "no such market",
+    "instrument id does not exist",
+    "instrument not found",
+    "product not found",
+    "notfound",
+)
+
+
+def _no_such_market(exc: BaseException, status: int | None) -> bool:
+    """An exchange's own way of saying it has no such market, to a request for public data
+    about one market (a 404, an order "not found", or the words)."""
+    from ccxt.base import errors as ccxt_errors
+
+    if status == 404 or isinstance(exc, ccxt_errors.OrderNotFound):
+        return True
+    lowered = str(exc).lower()
+    return any(words in lowered for words in _NO_SUCH_MARKET)
 
 
 def _is_ban(message: str) -> bool:

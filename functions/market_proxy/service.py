@@ -240,13 +240,13 @@ class MarketData:
         return Answer.cached(cached)
 
     def _loader(self, spec: Spec, venue: Venue, market: Mapping[str, Any]) -> Loader:
-        async def load() -> dict[str, Any]:
-            raw = await self._gateway.call(
-                venue.id,
-                spec.kind.value,
-                lambda: spec.fetch(venue.client, market["symbol"], self.settings),
-            )
+        async def fetch() -> dict[str, Any]:
+            raw = await spec.fetch(venue.client, market["symbol"], self.settings)
             return spec.shape(venue.id, market, raw, self.settings)
+
+        async def load() -> dict[str, Any]:
+            # Shaped inside the call: an answer the models refuse is the exchange failing.
+            return await self._gateway.call(venue.id, spec.kind.value, fetch)
 
         return load
 

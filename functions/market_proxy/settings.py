@@ -13,6 +13,20 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+_MIB = 1024 * 1024
+# The largest answer an exchange may send, per kind of call: a ticker is a few hundred
+# bytes, every ticker of an exchange a few megabytes, Binance's markets about twenty.
+ANSWER_CAPS: dict[str, int] = {
+    "ticker": 1 * _MIB,
+    "funding": 1 * _MIB,
+    "orderbook": 8 * _MIB,
+    "trades": 8 * _MIB,
+    "ohlcv": 8 * _MIB,
+    "tickers": 32 * _MIB,
+    "markets": 64 * _MIB,
+    "other": 8 * _MIB,
+}
+
 
 class DataPolicy(BaseModel):
     """How long one kind of data is fresh, and how long past that it may still be served.
@@ -53,6 +67,9 @@ class Settings(BaseModel):
     upstream_queue_max: int = Field(default=32, ge=1)
     # The longest Retry-After taken from an exchange (longer ones are cut to this).
     retry_after_max_seconds: float = Field(default=3600.0, gt=0)
+    # The largest exchange answer read, in bytes, per kind of call (JSON, laid over these
+    # defaults); a longer answer is unreadable (502) and nothing of it is kept.
+    upstream_max_bytes: dict[str, int] = Field(default_factory=lambda: dict(ANSWER_CAPS))
 
     # Circuit breaker, per exchange and per container (see circuit.py).
     # CIRCUIT_FAILURE_THRESHOLD: upstream failures in a row (timeouts, 5xx, unreadable answers,
@@ -183,6 +200,19 @@ class Settings(BaseModel):
         if isinstance(value, list | tuple):
             return tuple(dict.fromkeys(str(part) for part in value if part))
         return value
+
+    @field_validator("upstream_max_bytes", mode="before")
+    @classmethod
+    def _over_answer_caps(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if isinstance(value, dict):
+            value = {**ANSWER_CAPS, **value}
+        return value
+
+    def answer_cap(self, what: str) -> int:
+        """The largest answer read for a call of kind ``what`` (``ANSWER_CAPS``' keys)."""
+        return self.upstream_max_bytes.get(what, self.upstream_max_bytes["other"])
 
     @field_validator("exchange_options", "exchange_limits", mode="before")
     @classmethod

@@ -10,6 +10,9 @@
   documents no ban; its edge blocks an address with a 403 "Access Denied" page. Failures:
   50026 "System error", 50001 "Service temporarily unavailable".
 
+``unknown_market``, for a market the exchange lists: Coinbase 404 ``{"message": "NotFound"}``,
+Bybit ``retCode`` 10001 "Not supported symbols", OKX 51001 "Instrument ID does not exist".
+
 An ``empty`` answer is the format's well-formed answer holding nothing, for the endpoint hit.
 """
 
@@ -55,6 +58,8 @@ def _coinbase(kind: str, endpoint: str, now_ms: int) -> Canned | None:
             return _json(500, {"message": "Internal server error"})
         case "503":
             return _json(503, {"message": "Service Unavailable"})
+        case "unknown_market":
+            return _json(404, {"message": "NotFound"})
         case "empty":
             if endpoint == "orderbook":
                 return _json(200, {"bids": [], "asks": [], "sequence": 0, "auction_mode": False})
@@ -94,6 +99,8 @@ def _bybit(kind: str, endpoint: str, now_ms: int) -> Canned | None:
             return _json(500, _bybit_error(now_ms, 10016, "System error. Please try again later."))
         case "503":
             return Canned(503, "Service Unavailable", "text/plain")
+        case "unknown_market":
+            return _json(200, _bybit_error(now_ms, 10001, "Not supported symbols"))
         case "empty":
             return _json(200, _bybit_empty(endpoint, now_ms))
     return None
@@ -112,6 +119,8 @@ def _okx(kind: str, endpoint: str, now_ms: int) -> Canned | None:
         case "503":
             body = {"code": "50001", "msg": "Service temporarily unavailable", "data": []}
             return _json(503, body)
+        case "unknown_market":
+            return _json(200, {"code": "51001", "msg": "Instrument ID does not exist", "data": []})
         case "empty":
             return _json(200, {"code": "0", "msg": "", "data": []})
     return None

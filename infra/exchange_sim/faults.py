@@ -20,6 +20,16 @@ Coinbase Exchange's, Bybit's and OKX's in fault_answers.py):
   with no rows; the others the empty answer of the endpoint hit), as an exchange's replica
   that has not caught up may send.
 - ``truncated``: 200 whose body stops before its ``Content-Length``.
+- ``unknown_market``: the exchange's "no such market" for a market it lists (an index
+  that lags a listing): Binance 400 ``{"code":-1121,"msg":"Invalid symbol."}``; Kraken 200
+  ``{"error":["EQuery:Unknown asset pair"]}``, which ccxt maps to no error of its own.
+- ``nonfinite``: the endpoint's real answer with every decimal number (prices, amounts,
+  volumes) sent as ``1e309``, past what a double holds (it reads as infinity).
+- ``negative``: the endpoint's real answer with every decimal number negated.
+- ``huge``: 200 with a JSON body of ``size_bytes`` (default 64 MiB), streamed (the
+  simulator never holds it).
+
+``retry_after`` is sent as given: a number, or any text (``inf``, ``1e300``, a date).
 """
 
 from __future__ import annotations
@@ -31,7 +41,16 @@ from typing import Any
 
 from infra.exchange_sim.fault_answers import Canned, specific
 
-__all__ = ["KINDS", "Canned", "Fault", "FaultQueue", "canned", "truncated_body"]
+__all__ = [
+    "ALTERED",
+    "KINDS",
+    "Canned",
+    "Fault",
+    "FaultQueue",
+    "altered_body",
+    "canned",
+    "truncated_body",
+]
 
 KINDS = (
     "timeout",
@@ -46,7 +65,13 @@ KINDS = (
     "html_200",
     "empty",
     "truncated",
+    "unknown_market",
+    "nonfinite",
+    "negative",
+    "huge",
 )
+# Kinds answered from the endpoint's real answer, changed.
+ALTERED = ("nonfinite", "negative")
 
 
 @dataclass
@@ -55,8 +80,9 @@ class Fault:
     kind: str
     endpoint: str | None
     times: int
-    retry_after: int | None
+    retry_after: int | str | None
     delay_s: float | None
+    size_bytes: int | None = None
 
 
 class FaultQueue:
@@ -156,7 +182,46 @@ def canned(exchange: str, fault: Fault, endpoint: str = "other", now_ms: int = 0
             return Canned(200, _HTML_MAINTENANCE, "text/html")
         case "empty":
             return Canned(200, "[]" if binance else json.dumps({"error": [], "result": {}}))
+        case "unknown_market":
+            if binance:
+                return Canned(400, json.dumps({"code": -1121, "msg": "Invalid symbol."}))
+            return Canned(200, json.dumps({"error": ["EQuery:Unknown asset pair"]}))
     raise ValueError(f"{fault.kind} has no canned answer")
+
+
+_NONFINITE = "1e309"
+_PLACEHOLDER = "@@nonfinite@@"
+
+
+def altered_body(kind: str, payload: Any) -> str:
+    """``payload``'s JSON with every decimal number (a float, or a string holding one with a
+    decimal point) sent as ``1e309`` (``nonfinite``: a bare number where the exchange sends
+    numbers, a string where it sends strings) or negated (``negative``); integers (times,
+    ids, counts) are left alone."""
+
+    def alter(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: alter(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [alter(item) for item in value]
+        if isinstance(value, float) or (isinstance(value, str) and _decimal(value)):
+            if kind == "nonfinite":
+                return _NONFINITE if isinstance(value, str) else _PLACEHOLDER
+            return f"-{value}" if isinstance(value, str) else -value
+        return value
+
+    # json.dumps writes an infinite float as Infinity, not as the number an exchange sent.
+    return json.dumps(alter(payload)).replace(f'"{_PLACEHOLDER}"', _NONFINITE)
+
+
+def _decimal(text: str) -> bool:
+    if "." not in text:
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def truncated_body(payload: Any) -> tuple[bytes, int]:

@@ -26,7 +26,14 @@ from infra.exchange_sim import (
     kraken_routes,
     okx_routes,
 )
-from infra.exchange_sim.faults import Fault, FaultQueue, canned, truncated_body
+from infra.exchange_sim.faults import (
+    ALTERED,
+    Fault,
+    FaultQueue,
+    altered_body,
+    canned,
+    truncated_body,
+)
 from infra.exchange_sim.limits import WEIGHT_HEADER, AddressLimits
 from infra.exchange_sim.market_data import SUPPORTED, MarketBook
 from infra.exchange_sim.routing import NOT_FOUND, Call, Reply, Router
@@ -215,10 +222,13 @@ class ExchangeSim:
         *,
         endpoint: str | None = None,
         times: int = 1,
-        retry_after: int | None = None,
+        retry_after: int | str | None = None,
         delay_s: float | None = None,
+        size_bytes: int | None = None,
     ) -> None:
-        self._faults.add(Fault(exchange_id, fault, endpoint, times, retry_after, delay_s))
+        self._faults.add(
+            Fault(exchange_id, fault, endpoint, times, retry_after, delay_s, size_bytes)
+        )
 
     def set_rate_limit(
         self,
@@ -267,7 +277,9 @@ class ExchangeSim:
             elif request.transport is not None:
                 request.transport.abort()
             return web.Response(status=504)
-        if fault is not None and fault.kind != "truncated":
+        if fault is not None and fault.kind == "huge":
+            return await _huge(request, fault.size_bytes or 64 * 1024 * 1024)
+        if fault is not None and fault.kind not in ("truncated", *ALTERED):
             reply = canned(exchange, fault, route.endpoint, self.book.now_ms())
             return web.Response(
                 status=reply.status,
@@ -279,6 +291,10 @@ class ExchangeSim:
             payload = route.handler(self.book, call)
         except Reply as answer:
             return web.json_response(answer.body, status=answer.status)
+        if fault is not None and fault.kind in ALTERED:
+            return web.Response(
+                text=altered_body(fault.kind, payload), content_type="application/json"
+            )
         if fault is not None:  # truncated
             return await _truncated(request, payload)
         response = web.json_response(payload)
@@ -319,6 +335,26 @@ class ExchangeSim:
         else:
             return web.json_response({"error": f"unknown action {action}"}, status=404)
         return web.json_response({"ok": True})
+
+
+async def _huge(request: web.Request, size: int) -> web.StreamResponse:
+    """A well-formed JSON answer of ``size`` bytes, written a chunk at a time, chunked
+    (no ``Content-Length`` to refuse it by: the client finds out by reading)."""
+    head, tail = b'{"padding": "', b'"}'
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(head)
+    left = size - len(head) - len(tail)
+    chunk = b"x" * (256 * 1024)
+    try:
+        while left > 0:
+            await response.write(chunk[: min(left, len(chunk))])
+            left -= len(chunk)
+        await response.write(tail)
+    except (ConnectionResetError, RuntimeError):
+        pass  # the client stopped reading, as it should
+    return response
 
 
 async def _truncated(request: web.Request, payload: Any) -> web.StreamResponse:

@@ -220,7 +220,13 @@ def test_alarms_watch_metrics_the_code_emits_under_the_globals_namespace() -> No
                 "Fn::FindInMap": ["Observability", "Names", "Namespace"]
             }:
                 custom.add(metric["MetricName"])
-    assert custom == {"UpstreamErrors", "UpstreamCalls", "CacheStoreErrors", "WarmFailures"}
+    assert custom == {
+        "UpstreamErrors",
+        "UpstreamCalls",
+        "CacheStoreErrors",
+        "WarmFailures",
+        "BudgetPauses",
+    }
     assert custom <= emitted_metrics()
     assert names["Namespace"] != "MarketDataProxyTest"  # the tests' own namespace
 
@@ -229,7 +235,7 @@ def test_there_is_an_alarm_for_each_operational_risk() -> None:
     described = " ".join(
         a["Properties"]["AlarmDescription"] for a in resources("AWS::CloudWatch::Alarm").values()
     )
-    for risk in ("5xx", "exchanges fail", "throttled", "warmer failed"):
+    for risk in ("5xx", "exchanges fail", "throttled", "warmer failed", "exchange paused"):
         assert risk in described, risk
 
 

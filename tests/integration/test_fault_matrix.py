@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 
 TIMEOUT_MS = 500  # the exchange timeout of the containers under test: keeps timeouts quick
 RETRY_AFTER = 7  # what the exchange's 429 and 418 ask for
+HUGE_BYTES = 4 * 1024 * 1024  # a "huge" ticker: past the 1 MiB cap of a ticker
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Expected:
     code: str
     retry_after: str | None  # the Retry-After header, None when there must be none
     exchange_calls: int = 1  # ticker requests the loopback exchange receives
+    kind: str | None = None  # the loopback exchange's fault, when not the case's own name
+    sent_retry_after: int | str = RETRY_AFTER  # the Retry-After the exchange sends
+    retryable: bool = True
 
 
 EXPECTED: dict[str, Expected] = {
@@ -60,6 +64,23 @@ EXPECTED: dict[str, Expected] = {
     "malformed_json": Expected(502, "upstream_bad_response", None),
     "html_200": Expected(502, "upstream_bad_response", None),
     "truncated": Expected(502, "upstream_bad_response", None),
+    # A Retry-After that is not delta-seconds or an HTTP-date is the failure's default.
+    "429-retry-after-inf": Expected(
+        429, "upstream_rate_limited", "1", kind="429", sent_retry_after="inf"
+    ),
+    "429-retry-after-1e300": Expected(
+        429, "upstream_rate_limited", "1", kind="429", sent_retry_after="1e300"
+    ),
+    # A ban with no usable Retry-After: the circuit opens for its cooldown (30 s).
+    "418-retry-after-inf": Expected(
+        503, "upstream_banned", "30", kind="418", sent_retry_after="inf"
+    ),
+    # Numbers no price can be, and an answer past the size a ticker can have.
+    "nonfinite": Expected(502, "upstream_bad_response", None),
+    "negative": Expected(502, "upstream_bad_response", None),
+    "huge": Expected(502, "upstream_bad_response", None),
+    # The exchange's "no such market" for a market it lists (Kraken's unmapped by ccxt).
+    "unknown_market": Expected(404, "unknown_market", None, retryable=False),
 }
 CACHES = ("cold", "stale")
 CASES = [
@@ -87,7 +108,16 @@ def failing(settings: Settings, sim: ExchangeSim, exchange: str, fault: str) -> 
     if fault == "refused":
         options[exchange] = {**options[exchange], **sim.ccxt_options_down(exchange)}
     else:
-        sim.inject(exchange, fault, endpoint="ticker", times=2, retry_after=RETRY_AFTER, delay_s=3)
+        expected = EXPECTED[fault]
+        sim.inject(
+            exchange,
+            expected.kind or fault,
+            endpoint="ticker",
+            times=2,
+            retry_after=expected.sent_retry_after,
+            delay_s=3,
+            size_bytes=HUGE_BYTES,
+        )
     return settings.model_copy(
         update={"upstream_timeout_ms": TIMEOUT_MS, "exchange_options": options}
     )
@@ -126,7 +156,7 @@ def test_an_exchange_fault_gets_the_answer_design_names(
     assert sim.calls(exchange, "ticker") == expected.exchange_calls
     assert metric_total(printed.getvalue(), "UpstreamErrors", exchange=exchange) == 1
     # and the client gets what DESIGN.md names for it.
-    if seeded is None:
+    if seeded is None or not expected.retryable:  # the exchange says: no such market
         assert_problem(reply, expected)
     else:
         assert_stale(reply, seeded, expected.code)
@@ -138,7 +168,7 @@ def assert_problem(reply: Reply, expected: Expected) -> None:
     assert reply.headers["content-type"] == "application/problem+json"
     assert problem["status"] == expected.status
     assert problem["code"] == expected.code
-    assert problem["retryable"] is True
+    assert problem["retryable"] is expected.retryable
     assert reply.headers.get("retry-after") == expected.retry_after
     assert problem.get("retry_after") == (
         int(expected.retry_after) if expected.retry_after else None

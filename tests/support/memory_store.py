@@ -106,7 +106,7 @@ class MemoryStore:
         if granted < min(units, 1.0):
             return Granted(0.0)
         self.budgets[key] = (window, used + granted, paused, reason)
-        return Granted(granted)
+        return Granted(granted, left=ceiling - used - granted)
 
     async def pause(self, key: str, until_ms: int, reason: str) -> None:
         self._enter("pause")

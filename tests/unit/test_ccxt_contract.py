@@ -95,3 +95,26 @@ async def test_strict_json_refuses_what_ccxt_would_read_as_no_body() -> None:
     client.on_rest_response(429, "Too Many", "u", "GET", {"Retry-After": "3"}, "{}", {}, "")
     assert answer_seen() == Seen(429, {"Retry-After": "3"})
     await client.close()
+
+
+async def test_every_session_a_client_opens_reads_answers_under_the_size_cap() -> None:
+    # aiohttp builds each response from its session's `_response_class` (what its
+    # `response_class=` argument sets), and ccxt makes its session in `open()`.
+    import aiohttp
+
+    from market_proxy.exchanges.answer_size import read_capped, response_class
+
+    assert "response_class=self._response_class" in inspect.getsource(
+        aiohttp.ClientSession._request
+    )
+    ccxt_async = pytest.importorskip("ccxt.async_support")
+    client = ccxt_async.binance()
+    read_capped(client)
+    try:
+        for _ in range(2):  # the first session, and the one made after a close
+            client.open()
+            assert client.session._response_class is response_class()
+            await client.close()
+            client.session = None
+    finally:
+        await client.close()

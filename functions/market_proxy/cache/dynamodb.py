@@ -235,7 +235,7 @@ class DynamoDBStore:
         ceiling = max(ceiling, units)
         for _ in range(4):
             try:
-                await self._call(
+                updated = await self._call(
                     "update_item",
                     TableName=self._table,
                     Key={"pk": {"S": key}},
@@ -252,9 +252,11 @@ class DynamoDBStore:
                         ":now": {"N": str(now_ms)},
                         ":expires": expires_at(now_ms + _BUDGET_KEEP_MS),
                     },
+                    ReturnValues="UPDATED_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-                return Granted(wanted)
+                used = float(updated.get("Attributes", {}).get("used", {}).get("N", ceiling))
+                return Granted(wanted, left=max(0.0, ceiling - used))
             except _ConditionFailed as failed:
                 old = failed.item or {}
             paused = int(float(old.get("paused_until", {}).get("N", "0")))
@@ -289,8 +291,9 @@ class DynamoDBStore:
                         ":expires": expires_at(now_ms + _BUDGET_KEEP_MS),
                     },
                 )
-                return Granted(min(wanted, ceiling))
-        return Granted(0.0)
+                granted = min(wanted, ceiling)
+                return Granted(granted, left=ceiling - granted)
+        return Granted(0.0, left=0.0)
 
     async def pause(self, key: str, until_ms: int, reason: str) -> None:
         with contextlib.suppress(_ConditionFailed):  # a later pause is already there

@@ -51,12 +51,12 @@ class CandleSource:
 
         async def page(since: int | None, limit: int, until: int | None) -> list[list[Any]]:
             params = {"until": until} if until is not None else {}
-            rows = await self._gateway.call(
-                venue.id,
-                "ohlcv",
-                lambda: venue.client.fetch_ohlcv(symbol, timeframe, since, limit, params),
-            )
-            return normalize.candles(venue.id, rows)
+
+            async def fetch() -> list[list[Any]]:
+                rows = await venue.client.fetch_ohlcv(symbol, timeframe, since, limit, params)
+                return normalize.candles(venue.id, rows)
+
+            return await self._gateway.call(venue.id, "ohlcv", fetch)
 
         created = market.get("created")
         listed_ms = created if listed and isinstance(created, int) and created > 0 else None

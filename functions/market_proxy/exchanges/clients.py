@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from market_proxy.exchanges.answer_size import read_capped
 from market_proxy.exchanges.ccxt_internals import strict_json
 from market_proxy.observability import logger
 from market_proxy.settings import Settings
@@ -59,6 +60,7 @@ def new_client(settings: Settings, exchange_id: str) -> Any:
     _quiet_ccxt_logging()
     client = cls(config)
     strict_json(client)
+    read_capped(client)
     return client
 
 

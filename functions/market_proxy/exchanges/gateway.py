@@ -10,9 +10,7 @@ upstream call passes one circuit breaker per exchange (see :mod:`market_proxy.ci
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from market_proxy.cache.engine import ReadThrough
 from market_proxy.cache.entry import Cached, Lifetime
 from market_proxy.circuit import CircuitBreaker
 from market_proxy.clock import now_ms
+from market_proxy.exchanges.answer_size import capped
 from market_proxy.exchanges.ccxt_internals import (
     answer_seen,
     forget_answer,
@@ -32,17 +31,13 @@ from market_proxy.exchanges.ccxt_internals import (
     restore_markets,
 )
 from market_proxy.exchanges.clients import Masker, new_client
+from market_proxy.exchanges.signals import retry_after, weight_pause
 from market_proxy.keys import MarketsKey
 from market_proxy.observability import Stopwatch, count, latency, logger, traced
 from market_proxy.settings import Settings
 from market_proxy.symbols import SymbolIndex
 
 T = TypeVar("T")
-_DELTA_SECONDS = re.compile(r"[0-9]{1,10}(\.[0-9]{1,6})?")
-# Binance's report of the weight used in the current minute, and its spot limit (overridden
-# per exchange in EXCHANGE_LIMITS: weight_header, weight_limit, weight_window_s).
-WEIGHT_HEADER = "x-mbx-used-weight-1m"
-WEIGHT_LIMIT = 6000
 
 
 @dataclass
@@ -242,10 +237,17 @@ class ExchangeGateway:
                 asyncio.timeout(timeout_ms / 1000 * 1.1 + 0.05),
                 traced(f"## upstream {what}", exchange=exchange_id, call=what),
             ):
-                result = await request()
+                with capped(self._settings.answer_cap(what)):
+                    result = await request()
             self._read_weight(exchange_id)
         except errors.ProxyError as failure:
             attempt.failed(failure)
+            if sent[0]:  # an answer the service's models refuse (not the queues' refusal)
+                count("UpstreamErrors", exchange=exchange_id)
+                logger.warning(
+                    "upstream answer refused",
+                    extra={"exchange": exchange_id, "what": what, "code": failure.code},
+                )
             raise
         except TimeoutError:
             late: errors.ProxyError = (
@@ -313,26 +315,16 @@ class ExchangeGateway:
         """Where the exchange reports the weight used of its limit (Binance's
         ``X-MBX-USED-WEIGHT-1M``), pause the fleet when it nears the limit."""
         seen = answer_seen()
-        limit = self._settings.exchange_limits.get(exchange_id, {})
         if seen is None or self._budget is None:
             return
-        for name, value in seen.headers.items():
-            if name.lower() != str(limit.get("weight_header", WEIGHT_HEADER)):
-                continue
-            try:
-                used = float(value)
-            except ValueError:
-                return
-            most = float(limit.get("weight_limit", WEIGHT_LIMIT))
-            if used >= most * 0.9:
-                window_ms = round(float(limit.get("weight_window_s", 60)) * 1000)
-                until = (self._clock() // window_ms + 1) * window_ms
-                task = asyncio.ensure_future(
-                    self._budget.pause(exchange_id, until, errors.UpstreamRateLimited.code)
-                )
-                self._pausing.add(task)
-                task.add_done_callback(self._pausing.discard)
-            return
+        limit = self._settings.exchange_limits.get(exchange_id, {})
+        until = weight_pause(seen.headers, limit, self._clock())
+        if until is not None:
+            task = asyncio.ensure_future(
+                self._budget.pause(exchange_id, until, errors.UpstreamRateLimited.code)
+            )
+            self._pausing.add(task)
+            task.add_done_callback(self._pausing.discard)
 
     async def close(self) -> None:
         """Close every client's HTTP session (a process shutting down)."""
@@ -352,37 +344,3 @@ class ExchangeGateway:
         """Give every client a new HTTP session (after a SnapStart restore; on the loop)."""
         for client in self._clients.values():
             client.open()  # ccxt's requests refuse a client closed by its owner until reopened
-
-
-def ohlcv_page_limit(client: Any) -> int:
-    """How many candles one request to the exchange returns at most (ccxt's ``features``)."""
-    features = client.features or {}
-    for market_type in ("spot", "swap", "future"):
-        section = features.get(market_type) or {}
-        for candidate in (section, *section.values()):
-            if isinstance(candidate, Mapping):
-                limit = (candidate.get("fetchOHLCV") or {}).get("limit")
-                if isinstance(limit, int) and limit > 0:
-                    return limit
-    return 500
-
-
-def retry_after(headers: Mapping[str, str], cap_s: float, now_ms: int) -> float | None:
-    """The ``Retry-After`` an exchange sent, in seconds: delta-seconds (digits, perhaps with
-    a decimal part) or an HTTP-date, never more than ``cap_s``; None for anything else
-    (``inf``, ``1e300``, a date in the past, junk): the failure's default then applies."""
-    for name, value in headers.items():
-        if name.lower() != "retry-after":
-            continue
-        text = str(value).strip()
-        if _DELTA_SECONDS.fullmatch(text):
-            return min(float(text[:32]), cap_s)
-        try:
-            moment = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            return None
-        seconds = moment.timestamp() - now_ms / 1000
-        return min(seconds, cap_s) if seconds > 0 else None
-    return None

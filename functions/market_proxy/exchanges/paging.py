@@ -87,3 +87,16 @@ def features_limit(client: Any, market: Mapping[str, Any]) -> int | None:
         section = section.get(subtype) or {}
     limit = (section.get("fetchOHLCV") or {}).get("limit") if isinstance(section, Mapping) else None
     return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def ohlcv_page_limit(client: Any) -> int:
+    """How many candles one request to the exchange returns at most (ccxt's ``features``)."""
+    features = client.features or {}
+    for market_type in ("spot", "swap", "future"):
+        section = features.get(market_type) or {}
+        for candidate in (section, *section.values()):
+            if isinstance(candidate, Mapping):
+                limit = (candidate.get("fetchOHLCV") or {}).get("limit")
+                if isinstance(limit, int) and limit > 0:
+                    return limit
+    return 500
