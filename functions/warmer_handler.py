@@ -20,7 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from market_proxy.observability import flush_exchange_metrics, logger, metrics, tracer
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
-from market_proxy.warming import parse_targets, warm
+from market_proxy.warm_targets import parse_targets
+from market_proxy.warming import warm
 
 settings = Settings.from_env()
 targets = parse_targets(settings.warm_targets)  # a malformed list fails the cold start, loudly

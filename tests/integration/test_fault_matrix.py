@@ -1,8 +1,9 @@
 """Every exchange fault, with a cold cache and with a stale one, through ApiFunction's handler.
 
 Given a container whose exchange fails in one of the ways exchanges really fail (the loopback
-exchange answers in Binance's and Kraken's own wire formats), when a client asks for a
-ticker: with nothing cached, the answer is the problem+json DESIGN.md names for that failure;
+exchange answers in each of its five exchanges' own wire formats), when a client asks for a
+ticker: with nothing cached, the answer is the problem+json named for that failure (the
+README's table of hostile conditions);
 with a ticker past its freshness but inside the stale-if-error window, it is that ticker,
 marked stale with the failure's code. Never a 500.
 
@@ -155,7 +156,7 @@ def test_an_exchange_fault_gets_the_answer_design_names(
     # then the exchange was really asked, and failed,
     assert sim.calls(exchange, "ticker") == expected.exchange_calls
     assert metric_total(printed.getvalue(), "UpstreamErrors", exchange=exchange) == 1
-    # and the client gets what DESIGN.md names for it.
+    # and the client gets what the README names for it.
     if seeded is None or not expected.retryable:  # the exchange says: no such market
         assert_problem(reply, expected)
     else:

@@ -126,3 +126,32 @@ async def test_forty_slow_history_requests_leave_a_cold_ticker_a_bounded_wait(
     refused = [o for o in outcomes if isinstance(o, BaseException)]
     assert all(isinstance(o, errors.UpstreamBusy) for o in refused), refused
     assert all(o.retry_after is not None for o in refused if isinstance(o, errors.ProxyError))
+
+
+async def test_refusals_under_a_fleet_pause_leave_the_containers_circuit_closed(
+    settings: Settings, sim: ExchangeSim
+) -> None:
+    # Given a container that met a 429 asking for 1 s,
+    met = MarketData.from_settings(settings)
+    other = MarketData.from_settings(settings)
+    try:
+        await met.load_markets("binance")
+        await other.load_markets("binance")
+        sim.inject("binance", "429", endpoint="ticker", retry_after=1)
+        with pytest.raises(errors.UpstreamRateLimited):
+            await met.ticker("binance", "BTC/USDT")
+        sim.reset_calls()
+        # when another container is refused by that pause, many times over,
+        symbols = spot_symbols(sim, "binance")[1:8]
+        for symbol in symbols:
+            with pytest.raises(errors.UpstreamRateLimited) as refused:
+                await other.ticker("binance", symbol)
+            assert refused.value.retry_after is not None
+            assert refused.value.retry_after <= 1
+        assert sim.calls("binance", "ticker") == 0
+        # then its own circuit stayed closed (the refusals were the fleet's, not the
+        # exchange failing): once the pause is over it calls the exchange again.
+        assert other._gateway.circuits.state("binance") == "closed"
+    finally:
+        await met.close()
+        await other.close()

@@ -16,7 +16,8 @@ from infra.exchange_sim import ExchangeSim
 from market_proxy.clock import now_ms
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
-from market_proxy.warming import Pacing, parse_targets, warm
+from market_proxy.warm_targets import parse_targets
+from market_proxy.warming import Pacing, warm
 from tests.support.apigw import LambdaContext, rest_event
 from tests.support.clock import SharedClock
 from tests.support.events import scheduled_event

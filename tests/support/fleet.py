@@ -119,11 +119,12 @@ async def main(exchange: str, seconds: float, clients: int, symbols: list[str]) 
 
 
 def _count_leases(service: MarketData, outcomes: Counter[str]) -> None:
-    """Count the budget's table writes (its leases) under ``outcomes["budget_writes"]``."""
+    """Count the budget's table writes (its leases) under ``outcomes["budget_writes"]``, and
+    the calls made on the local share while the table failed under ``budget_fallbacks``."""
     budget = service._budget  # what the fleet costs the table, for reports
-    store: Any = budget._store if budget is not None else None
-    if store is None:
+    if budget is None or budget._store is None:
         return
+    store: Any = budget._store
     take = store.take_units
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
@@ -131,6 +132,13 @@ def _count_leases(service: MarketData, outcomes: Counter[str]) -> None:
         return await take(*args, **kwargs)
 
     store.take_units = counted
+    fallback = budget._fallback
+
+    def counted_fallback(*args: Any, **kwargs: Any) -> bool:
+        outcomes["budget_fallbacks"] += 1
+        return fallback(*args, **kwargs)
+
+    budget._fallback = counted_fallback  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 import pytest
 
 from market_proxy.settings import SettingsError
-from market_proxy.warming import Target, parse_targets
+from market_proxy.warm_targets import Target, parse_targets
 
 
 def test_the_compact_form_lists_exchanges_symbols_and_timeframes() -> None:

@@ -172,17 +172,18 @@ async def requests_built(
     return built, entries
 
 
-def meter(client: Any, before: Any) -> None:
-    """Run ``await before(cost)`` before each request ccxt makes for ``client``, ahead of its
-    own rate limiter, with ccxt's cost of that request (its endpoint weight).
+def meter(client: Any, queue: Any) -> None:
+    """Run each request ccxt makes for ``client`` through ``await queue(cost, limiter)``:
+    ``cost`` is ccxt's cost of that request (its endpoint weight), and ``await limiter()``
+    waits in ccxt's own rate limiter, which ``queue`` calls where it must.
 
     Relies on ccxt's ``fetch2`` awaiting ``self.throttle(cost)`` before every request while
     ``enableRateLimit`` is on (the service always leaves it on).
     """
-    queued = client.throttle
+    limiter = client.throttle
 
     async def throttle(cost: Any = None) -> Any:
-        await before(float(cost) if isinstance(cost, int | float) and cost > 0 else 1.0)
-        return await queued(cost)
+        weight = float(cost) if isinstance(cost, int | float) and cost > 0 else 1.0
+        return await queue(weight, lambda: limiter(cost))
 
     client.throttle = throttle

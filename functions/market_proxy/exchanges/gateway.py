@@ -192,9 +192,14 @@ class ExchangeGateway:
         self._venues[exchange_id] = venue
         return venue
 
-    async def _queue(self, exchange_id: str, cost: float) -> None:
-        """Before each request to the exchange: wait for the fleet's budget (bounded by the
-        call's deadline), and refuse at once when too many requests already wait here."""
+    async def _queue(
+        self, exchange_id: str, cost: float, limiter: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """Before each request to the exchange: refuse at once when too many requests already
+        wait here; else wait in ccxt's own limiter, then for the fleet's budget (both bounded
+        by the call's deadline). The budget is taken last, as the request leaves: a unit
+        granted while the request still waited in ccxt's queue could be spent in the next
+        second, past what the exchange takes in it."""
         waiting = self._queued.get(exchange_id, 0)
         if waiting >= self._settings.upstream_queue_max:
             count("UpstreamQueueFull", exchange=exchange_id)
@@ -203,6 +208,7 @@ class ExchangeGateway:
             )
         self._queued[exchange_id] = waiting + 1
         try:
+            result = await limiter()
             if self._budget is not None:
                 await self._budget.spend(exchange_id, cost, deadline_ms=_deadline.get())
         finally:
@@ -210,6 +216,7 @@ class ExchangeGateway:
         sent = _sent.get()
         if sent is not None:
             sent[0] = True
+        return result
 
     async def call(self, exchange_id: str, what: str, request: Callable[[], Awaitable[T]]) -> T:
         """Run one upstream request, timed, counted and with its errors translated.
@@ -241,8 +248,10 @@ class ExchangeGateway:
                     result = await request()
             self._read_weight(exchange_id)
         except errors.ProxyError as failure:
-            attempt.failed(failure)
-            if sent[0]:  # an answer the service's models refuse (not the queues' refusal)
+            # An answer the service's models refuse is the exchange failing; the queues' or
+            # the fleet's refusal (busy, paused) is not, and is not the circuit's business.
+            if sent[0]:
+                attempt.failed(failure)
                 count("UpstreamErrors", exchange=exchange_id)
                 logger.warning(
                     "upstream answer refused",
