@@ -326,5 +326,12 @@ def kinds() -> list[type[ProxyError]]:
 
 
 # What is about one client's request is never remembered for others.
-_REQUEST_ONLY = (InvalidParameter, InvalidRequest, RouteNotFound, MethodNotAllowed, InternalError)
+_REQUEST_ONLY = (
+    InvalidParameter,
+    InvalidRequest,
+    MalformedRequest,
+    RouteNotFound,
+    MethodNotAllowed,
+    InternalError,
+)
 _BY_CODE = {kind.code: kind for kind in kinds() if kind not in _REQUEST_ONLY}

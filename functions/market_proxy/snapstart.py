@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 
 from market_proxy.service import MarketData
@@ -21,8 +22,14 @@ def _hooks_module() -> ModuleType | None:
         return None
 
 
-def register(service: MarketData, loop: asyncio.AbstractEventLoop) -> bool:
-    """Register the hooks of ``service``, run on ``loop`` (the container's one loop).
+def register(
+    service: MarketData,
+    loop: asyncio.AbstractEventLoop,
+    *,
+    also_before: Callable[[], None] | None = None,
+) -> bool:
+    """Register the hooks of ``service``, run on ``loop`` (the container's one loop), and
+    ``also_before`` the snapshot (what else the snapshot should hold ready).
 
     Returns whether the runtime takes hooks at all.
     """
@@ -31,6 +38,8 @@ def register(service: MarketData, loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
     def before_snapshot() -> None:
+        if also_before is not None:
+            also_before()
         loop.run_until_complete(service.prepare_snapshot())
 
     def after_restore() -> None:

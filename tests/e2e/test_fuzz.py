@@ -1,4 +1,5 @@
-"""Bad input, fuzzed: schemathesis over the app's own OpenAPI document, over real HTTP.
+"""Bad input, fuzzed: schemathesis over the app's own OpenAPI document, over real HTTP; and
+odd Lambda events, fed to ApiFunction's handler.
 
 Every operation gets its documented examples, then schema-valid and schema-invalid requests
 from Hypothesis, derandomized so that each run sends the same ones. The app runs under
@@ -6,10 +7,16 @@ uvicorn on DynamoDB Local and the loopback exchange, which stays healthy: so no 
 a 5xx, every answer must be documented (status, content type, headers, body, and each event
 of a stream), and every schema-invalid request must be refused. Streams end after a fraction
 of a second here, so they are fuzzed like everything else.
+
+The events are API Gateway REST events with parts dropped or replaced by any JSON value, and
+any JSON value at all: whatever the handler is given, it answers in the REST proxy shape,
+with a problem when it cannot serve, never a 5xx and never an exception.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import time
@@ -34,11 +41,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from market_proxy.api import reference, routes, streaming
+from market_proxy.api import events, reference, routes, streaming
 from market_proxy.api.app import create_app
+from market_proxy.api.problems import PROBLEM_JSON
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
+from tests.support.apigw import LambdaContext, rest_event
 from tests.support.http import serve
+from tests.support.lambda_api import lambda_api
 
 pytestmark = pytest.mark.e2e
 
@@ -155,3 +165,119 @@ def test_fuzzed_requests_get_documented_answers_and_never_a_server_error(
     assert set(tally.requests) == labels, "every operation was fuzzed"
     assert sent >= AT_LEAST
     assert set(tally.accepted) == labels, "every operation also answered with success"
+
+
+# --- Lambda events ------------------------------------------------------------------------
+
+EVENTS_PER_RUN = 8 * PER_MODE
+JSON_VALUES: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+PATHS = st.sampled_from(
+    [
+        "/health",
+        "/exchanges",
+        "/problems",
+        "/ticker/binance/BTC-USDT",
+        "/historical/kraken/BTC-USD",
+        "/sse/ticker/binance/BTC-USDT",
+        "/mcp",
+        "/nothing/here",
+    ]
+) | st.text(max_size=24).map(lambda text: "/" + text)
+# Where a part of the event may be dropped or replaced: a key, or a key within one.
+PARTS = [
+    ("resource",),
+    ("path",),
+    ("httpMethod",),
+    ("headers",),
+    ("multiValueHeaders",),
+    ("queryStringParameters",),
+    ("multiValueQueryStringParameters",),
+    ("requestContext",),
+    ("body",),
+    ("isBase64Encoded",),
+    ("version",),
+    ("requestContext", "requestId"),
+    ("requestContext", "identity"),
+    *(
+        (headers, name)
+        for headers in ("headers", "multiValueHeaders")
+        for name in ("Host", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Request-Id", "Origin")
+    ),
+    ("queryStringParameters", "limit"),
+    ("multiValueQueryStringParameters", "symbols"),
+]
+DROPPED = object()
+
+
+@st.composite
+def odd_events(draw: st.DrawFn) -> Any:
+    """A REST event with a few of its parts dropped or replaced (by a JSON value, a string
+    or a base64 body), or any JSON value in its place."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(JSON_VALUES)
+    method = draw(st.sampled_from(["GET", "HEAD", "POST", "OPTIONS", "DELETE"]))
+    event = rest_event(draw(PATHS), method=method, query={"limit": "5"})
+    for part in draw(st.lists(st.sampled_from(PARTS), max_size=3)):
+        value = draw(
+            st.just(DROPPED)
+            | JSON_VALUES
+            | st.text(max_size=16)
+            | st.binary(max_size=8).map(lambda raw: base64.b64encode(raw).decode())
+        )
+        holder: Any = event
+        for key in part[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict):
+            continue
+        if value is DROPPED:
+            holder.pop(part[-1], None)
+        else:
+            holder[part[-1]] = value
+    return event
+
+
+def test_the_event_checks_never_raise_whatever_the_event() -> None:
+    @hypothesis.settings(HYPOTHESIS, max_examples=EVENTS_PER_RUN)
+    @given(event=odd_events())
+    def check(event: Any) -> None:
+        reason = events.malformed(event)
+        assert reason is None or isinstance(reason, str)
+        json.dumps(events.shape(event))
+        assert events.instance(event).startswith("/")
+
+    check()
+
+
+@pytest.mark.timeout(300)
+def test_fuzzed_lambda_events_get_a_rest_proxy_answer_below_500_and_never_raise(
+    settings: Settings,
+) -> None:
+    seen: Counter[int] = Counter()
+    with lambda_api(settings) as api:
+
+        @hypothesis.settings(HYPOTHESIS, max_examples=EVENTS_PER_RUN)
+        @given(event=odd_events())
+        def invoke(event: Any) -> None:
+            response = api.module.handler(event, LambdaContext())
+            assert isinstance(response, dict)
+            status = response["statusCode"]
+            assert type(status) is int
+            assert 100 <= status < 500, response
+            seen[status] += 1
+            headers = {name.lower(): value for name, value in response["headers"].items()}
+            assert headers["x-content-type-options"] == "nosniff"
+            assert isinstance(response["body"], str)
+            if status >= 400 and response["body"]:
+                assert headers["content-type"] == PROBLEM_JSON
+                assert json.loads(response["body"])["status"] == status
+
+        invoke()
+    print(f"\nfuzzed events: {dict(sorted(seen.items()))}")
+    assert 400 in seen, "malformed events were among them"
+    assert 200 in seen, "well-formed ones too"

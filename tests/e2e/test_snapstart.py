@@ -75,6 +75,18 @@ def test_the_snapshot_holds_markets_but_no_open_connection(
     assert sim.calls("binance", "markets") > 0
 
 
+def test_the_snapshot_holds_the_mcp_endpoint_built(published: ModuleType) -> None:
+    from starlette.routing import Route
+
+    run_hooks(snapshot_restore_py.get_before_snapshot())
+
+    (mcp,) = [r for r in published.app.router.routes if getattr(r, "path", None) == "/mcp"]
+    assert isinstance(mcp, Route)
+    built = mcp.endpoint.built  # type: ignore[attr-defined]
+    assert built is not None
+    assert built.service is published.service
+
+
 def test_the_snapshot_holds_no_open_connection_to_the_table(
     monkeypatch: pytest.MonkeyPatch,
     settings: Settings,

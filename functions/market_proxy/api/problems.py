@@ -36,19 +36,24 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def problem_response(request: Request, error: errors.ProxyError) -> Response:
-    """``error`` as RFC 9457 problem details, counted by status."""
+def render(error: errors.ProxyError, instance: str) -> tuple[str, dict[str, str]]:
+    """``error`` as RFC 9457 problem details: the body and the headers (``Content-Type``
+    aside) of its answer, counted by status. Every problem answer is made here: the app's
+    and the API function's refusal of an event that is no request."""
     count(f"Http{error.status}")
-    body = {"type": f"/problems/{error.code}", "instance": request.url.path, **error.problem()}
+    body = {"type": f"/problems/{error.code}", "instance": instance, **error.problem()}
     headers = {"Cache-Control": "no-store"}
     retry_after = error.retry_after_header
     if retry_after is not None:
         headers["Retry-After"] = retry_after
+    return json.dumps(body, separators=(",", ":"), default=str), headers
+
+
+def problem_response(request: Request, error: errors.ProxyError) -> Response:
+    """``error`` as the answer to ``request`` (see :func:`render`)."""
+    content, headers = render(error, request.url.path)
     return Response(
-        content=json.dumps(body, separators=(",", ":"), default=str),
-        status_code=error.status,
-        headers=headers,
-        media_type=PROBLEM_JSON,
+        content=content, status_code=error.status, headers=headers, media_type=PROBLEM_JSON
     )
 
 
@@ -77,6 +82,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response = problem_response(request, kind(detail))
     if exc.headers:
         response.headers.update(exc.headers)
+    allowed = [method.strip() for method in response.headers.get("Allow", "").split(",")]
+    if "GET" in allowed and "HEAD" not in allowed:
+        # HEAD is served wherever GET is (the app's HeadAsGet), though no route declares it.
+        response.headers["Allow"] = ", ".join([*allowed, "HEAD"])
     return response
 
 
