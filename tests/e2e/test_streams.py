@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -13,14 +15,15 @@ import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
 from infra.exchange_sim import ExchangeSim
+from market_proxy import observability
 from market_proxy.api.app import create_app
 from market_proxy.models import Ticker
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from market_proxy.streams import MAX_EVENT_ID_LENGTH, MAX_SYMBOLS, streams_open
 from market_proxy.symbols import MAX_SYMBOL_LENGTH
-from tests.support.http import serve
-from tests.support.streams import FAST_STREAMS
+from tests.support.http import serve, serving
+from tests.support.streams import FAST_STREAMS, closed_by_server, open_raw_stream, read_until
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +37,15 @@ def stream_settings(settings: Settings) -> Settings:
 def url(stream_settings: Settings) -> Iterator[str]:
     with serve(create_app(MarketData.from_settings(stream_settings))) as base:
         yield base
+
+
+def eventually(condition: Callable[[], bool], within: float = 5) -> bool:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def events(
@@ -307,3 +319,120 @@ def test_an_order_book_stream_refuses_a_depth_past_the_bound_before_streaming(ur
     response = httpx.get(f"{url}/sse/orderbook/binance/BTC-USDT?depth=5000", timeout=10)
     assert response.status_code == 400
     assert response.json()["parameter"] == "depth"
+
+
+# The service's (Powertools names it for the service), uvicorn's (which do not propagate),
+# and asyncio's, which says when a connection is written to after it was lost.
+WATCHED_LOGGERS = ("market-data-proxy", "uvicorn", "uvicorn.error", "asyncio")
+
+
+class _Problems(logging.Handler):
+    """What the server logs at WARNING and above."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_client_that_stops_reading_is_dropped_within_two_heartbeats_and_readers_are_kept(
+    settings: Settings, sim: ExchangeSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a busy stream of twenty moving tickers, heartbeats every second and a time
+    # limit far off, served with the kernel's own (large) send buffers,
+    heartbeat_s = 1.0
+    busy = settings.model_copy(
+        update={**FAST_STREAMS, "stream_heartbeat_seconds": heartbeat_s, "stream_max_seconds": 60}
+    )
+    markets = [m.id for m in sim.book.of_kind("binance", "spot")][:MAX_SYMBOLS]
+    path = f"/sse/tickers/binance?symbols={','.join(markets)}"
+    counted: list[str] = []
+
+    def counting(name: str, value: float = 1, *, exchange: str | None = None) -> None:
+        counted.append(name)
+        observability.count(name, value, exchange=exchange)
+
+    monkeypatch.setattr("market_proxy.api.streaming.count", counting)
+    problems = _Problems()
+    for name in WATCHED_LOGGERS:
+        logging.getLogger(name).addHandler(problems)
+    stop = threading.Event()
+    last_read = [0.0, 0.0]  # when each reader last received something
+    failures: list[BaseException] = []
+
+    def move_every_price() -> None:
+        price = 100.0
+        while not stop.wait(0.05):
+            price += 1
+            for market in markets:
+                sim.set_ticker("binance", market, last=price, bid=price - 0.5, ask=price + 0.5)
+
+    def read_steadily() -> None:  # an SSE client that reads all the time
+        try:
+            with (
+                httpx.Client(base_url=served.url, timeout=10) as client,
+                client.stream("GET", path) as response,
+            ):
+                for _ in response.iter_lines():
+                    last_read[0] = time.monotonic()
+                    if stop.is_set():
+                        return
+        except BaseException as exc:
+            failures.append(exc)
+
+    def read_in_bursts() -> None:
+        # A small buffer, read in full twice a heartbeat: in each pause it is full within a
+        # fraction of a second and what follows waits unacknowledged, but never for long.
+        try:
+            with open_raw_stream(served.address, path, rcvbuf=4096) as sock:
+                while not stop.wait(heartbeat_s / 2):
+                    sock.settimeout(0.2)
+                    with contextlib.suppress(TimeoutError):
+                        while True:  # until nothing more comes for a moment
+                            if not sock.recv(65536):
+                                raise ConnectionError("the server closed the stream")
+                            last_read[1] = time.monotonic()
+        except BaseException as exc:
+            failures.append(exc)
+
+    app = create_app(MarketData.from_settings(busy))
+    with serving(app) as served:
+        httpx.get(f"{served.url}/ticker/binance/BTC-USDT", timeout=10).raise_for_status()
+        threads = [threading.Thread(target=f) for f in (move_every_price, read_steadily)]
+        threads.append(threading.Thread(target=read_in_bursts))
+        for thread in threads:
+            thread.start()
+        try:
+            assert eventually(lambda: min(last_read) > 0, within=20), "both readers stream"
+            before = streams_open.active
+            # when a client reads the headers and its first event, then stops reading,
+            sock = open_raw_stream(served.address, path, rcvbuf=4096)
+            read_until(sock, b"}\n\n")
+            stopped_at = time.monotonic()
+            # then the server abandons its stream once what it sent two heartbeats ago is
+            # still unread (its receive buffer is full within a second of this traffic),
+            assert eventually(lambda: "StreamsAbandoned" in counted, within=15)
+            dropped_after = time.monotonic() - stopped_at
+            assert closed_by_server(sock, within=10), "its connection was ended"
+            sock.close()
+            assert eventually(lambda: streams_open.active == before), "its work ended"
+            # while the readers, on the same stream, stream on for three heartbeats more.
+            dropped_at = time.monotonic()
+            assert eventually(lambda: min(last_read) > dropped_at + 3 * heartbeat_s, within=20), (
+                f"readers' last reads {[round(t - dropped_at, 1) for t in last_read]} s after "
+                f"the drop (steady, bursts); {failures}"
+            )
+            assert not failures
+            assert counted.count("StreamsAbandoned") == 1
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=15)
+            for name in WATCHED_LOGGERS:
+                logging.getLogger(name).removeHandler(problems)
+    assert dropped_after < busy.stream_max_seconds / 2, "long before the time limit"
+    assert [r.getMessage() for r in problems.records] == [
+        "stream abandoned: the client stopped reading"
+    ], "no error and no traceback: one warning"

@@ -45,4 +45,5 @@ BENCHMARKS: tuple[str, ...] = (
     "fleet",
     "cold_start",
     "mcp",
+    "suggestions",
 )

@@ -1,8 +1,11 @@
 """Stream settings for tests: polls, freshness and heartbeats fast enough that a test sees
-in a second what a deployment shows in a minute."""
+in a second what a deployment shows in a minute; and a raw socket client, for what an SSE
+client library would not do (stop reading, read in bursts)."""
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 FAST_STREAMS: dict[str, Any] = {
@@ -14,3 +17,42 @@ FAST_STREAMS: dict[str, Any] = {
     "stream_retry_ms": 1500,
     "refresh_in_background": True,
 }
+
+
+def open_raw_stream(address: tuple[str, int], path: str, *, rcvbuf: int = 0) -> socket.socket:
+    """A connection that has sent ``GET path`` and read nothing yet; ``rcvbuf`` shrinks its
+    receive buffer (before connecting, so that the window it offers is small too)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(10)
+    sock.connect(address)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: proxy\r\n\r\n".encode())
+    return sock
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    """What arrives until ``marker`` has (and whatever came with it)."""
+    received = b""
+    while marker not in received:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("the server closed the stream early")
+        received += chunk
+    return received
+
+
+def closed_by_server(sock: socket.socket, *, within: float) -> bool:
+    """Whether the server ends the connection within ``within`` seconds, what it had sent
+    read first: the end of the stream (b"") or a reset."""
+    deadline = time.monotonic() + within
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        pass
+    return False
