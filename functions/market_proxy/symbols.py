@@ -30,7 +30,7 @@ _SEPARATOR = re.compile(r"[-_]")
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
 # What one unknown symbol may cost, whatever the exchange's market count: postings read to
 # gather candidates, then names compared with difflib (the part that costs).
-MAX_POSTINGS_READ = 4000
+MAX_POSTINGS_READ = 1000
 MAX_COMPARISONS = 200
 _SUGGESTIONS, _CUTOFF = 3, 0.75
 
