@@ -90,77 +90,61 @@ async def warm(
     it is about to expire (``ticker_loop_s / TICKER_TTL_SECONDS`` per ticker per run).
     """
     with in_background():  # the fleet's budget goes to requests clients wait on first
-        return await _warm(
-            service,
-            targets,
-            deadline,
-            concurrency,
-            candles,
-            top_keys,
-            period_s,
-            ticker_loop_s,
-            pacing,
-        )
-
-
-async def _warm(
-    service: MarketData,
-    targets: list[Target],
-    deadline: float,
-    concurrency: int,
-    candles: int,
-    top_keys: int,
-    period_s: float,
-    ticker_loop_s: float,
-    pacing: Pacing,
-) -> WarmReport:
-    started = pacing.monotonic()
-    report = WarmReport()
-    asked = [key for key, _times in await service.most_asked(top_keys)]
-    wanted = [key for target in targets for key in target.demand_keys()]
-    exchanges = list(dict.fromkeys(key.exchange for key in (*wanted, *asked)))
-    markets_jobs = [
-        Job(exchange, MarketsKey(exchange).text, _markets(service, exchange, period_s))
-        for exchange in exchanges
-    ]
-    await _run_all(markets_jobs, report, deadline, concurrency, pacing)
-    broken = {f["exchange"] for f in report.failed}
-
-    keys: dict[str, DemandKey] = {}
-    for key in (*wanted, *asked):  # targets first, then demand: one job per market
-        if key.exchange in broken:
-            report.skipped.append(
-                {"key": key.text, "exchange": key.exchange, "reason": "markets_failed"}
-            )
-            continue
-        try:
-            canonical = await service.demand_key(key)
-        except errors.ProxyError as exc:
-            report.failed.append(
-                {"key": key.text, "exchange": key.exchange, "code": exc.code, "detail": exc.detail}
-            )
-            continue
-        keys.setdefault(canonical.text, canonical)
-    jobs = [Job(key.exchange, key.text, _work(service, key, candles)) for key in keys.values()]
-    await _run_all(jobs, report, deadline, concurrency, pacing)
-    if ticker_loop_s > 0:
-        failed = {f["key"] for f in report.failed}
-        tickers = [
-            key
-            for key in keys.values()
-            if isinstance(key, MarketKey) and key.kind is Kind.TICKER and key.text not in failed
+        started = pacing.monotonic()
+        report = WarmReport()
+        asked = [key for key, _times in await service.most_asked(top_keys)]
+        wanted = [key for target in targets for key in target.demand_keys()]
+        exchanges = list(dict.fromkeys(key.exchange for key in (*wanted, *asked)))
+        markets_jobs = [
+            Job(exchange, MarketsKey(exchange).text, _markets(service, exchange, period_s))
+            for exchange in exchanges
         ]
-        end = min(deadline, started + ticker_loop_s)
-        report.ticker_refreshes = await _keep_fresh(service, tickers, end, concurrency, pacing)
+        await _run_all(markets_jobs, report, deadline, concurrency, pacing)
+        broken = {f["exchange"] for f in report.failed}
 
-    report.duration_ms = round((pacing.monotonic() - started) * 1000)
-    count("WarmedKeys", len(report.warmed))
-    count("WarmFailures", len(report.failed))
-    count("WarmSkipped", len(report.skipped))
-    latency("WarmDuration", report.duration_ms)
-    log = logger.warning if report.failed else logger.info
-    log("warm run finished", extra={"summary": report.as_dict()["counts"], "failed": report.failed})
-    return report
+        keys: dict[str, DemandKey] = {}
+        for key in (*wanted, *asked):  # targets first, then demand: one job per market
+            if key.exchange in broken:
+                report.skipped.append(
+                    {"key": key.text, "exchange": key.exchange, "reason": "markets_failed"}
+                )
+                continue
+            try:
+                canonical = await service.demand_key(key)
+            except errors.ProxyError as exc:
+                report.failed.append(
+                    {
+                        "key": key.text,
+                        "exchange": key.exchange,
+                        "code": exc.code,
+                        "detail": exc.detail,
+                    }
+                )
+                continue
+            keys.setdefault(canonical.text, canonical)
+        jobs = [Job(key.exchange, key.text, _work(service, key, candles)) for key in keys.values()]
+        await _run_all(jobs, report, deadline, concurrency, pacing)
+        if ticker_loop_s > 0:
+            failed = {f["key"] for f in report.failed}
+            tickers = [
+                key
+                for key in keys.values()
+                if isinstance(key, MarketKey) and key.kind is Kind.TICKER and key.text not in failed
+            ]
+            end = min(deadline, started + ticker_loop_s)
+            report.ticker_refreshes = await _keep_fresh(service, tickers, end, concurrency, pacing)
+
+        report.duration_ms = round((pacing.monotonic() - started) * 1000)
+        count("WarmedKeys", len(report.warmed))
+        count("WarmFailures", len(report.failed))
+        count("WarmSkipped", len(report.skipped))
+        latency("WarmDuration", report.duration_ms)
+        log = logger.warning if report.failed else logger.info
+        log(
+            "warm run finished",
+            extra={"summary": report.as_dict()["counts"], "failed": report.failed},
+        )
+        return report
 
 
 async def _keep_fresh(

@@ -24,7 +24,7 @@ from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from market_proxy.streams import MAX_SYMBOLS, streams_open
 from tests.support.http import Served, serving
-from tests.support.streams import FAST_STREAMS
+from tests.support.streams import FAST_STREAMS, open_raw_stream, read_until
 
 pytestmark = pytest.mark.e2e
 STRESS = {**FAST_STREAMS, "stream_min_interval_seconds": 0.05, "stream_max_seconds": 3.0}
@@ -56,23 +56,7 @@ def quiet_baseline(served: Served) -> tuple[int, int]:
 
 def open_stream(served: Served, path: str, *, headers: str = "", rcvbuf: int = 0) -> socket.socket:
     """A raw connection that has sent ``GET path`` and read nothing yet."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(10)
-    sock.connect(served.address)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: proxy\r\n{headers}\r\n".encode())
-    return sock
-
-
-def read_until(sock: socket.socket, marker: bytes) -> bytes:
-    received = b""
-    while marker not in received:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("the server closed the stream early")
-        received += chunk
-    return received
+    return open_raw_stream(served.address, path, headers=headers, rcvbuf=rcvbuf)
 
 
 def reset(sock: socket.socket) -> None:

@@ -19,15 +19,18 @@ FAST_STREAMS: dict[str, Any] = {
 }
 
 
-def open_raw_stream(address: tuple[str, int], path: str, *, rcvbuf: int = 0) -> socket.socket:
-    """A connection that has sent ``GET path`` and read nothing yet; ``rcvbuf`` shrinks its
-    receive buffer (before connecting, so that the window it offers is small too)."""
+def open_raw_stream(
+    address: tuple[str, int], path: str, *, headers: str = "", rcvbuf: int = 0
+) -> socket.socket:
+    """A connection that has sent ``GET path`` (with ``headers``, each ending in CRLF) and
+    read nothing yet; ``rcvbuf`` shrinks its receive buffer (before connecting, so that the
+    window it offers is small too)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(10)
     sock.connect(address)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: proxy\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: proxy\r\n{headers}\r\n".encode())
     return sock
 
 
