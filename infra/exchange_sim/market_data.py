@@ -224,10 +224,16 @@ class MarketBook:
         self, market: Market, tf_ms: int, open_ms: int
     ) -> tuple[float, float, float, float, float]:
         """(open, high, low, close, volume) of the candle that opens at ``open_ms`` and lasts
-        ``tf_ms``; the open candle's close is the price now."""
-        close_at = min(open_ms + tf_ms, max(open_ms + 1, self.now_ms()))
+        ``tf_ms``; the open candle's close is the price now: the ticker's last price once the
+        ticker has been asked for or set (as on an exchange, where both are the last trade)."""
+        now = self.now_ms()
+        close_at = min(open_ms + tf_ms, max(open_ms + 1, now))
         first = self.price_at(market, open_ms)
         last = self.price_at(market, close_at)
+        if open_ms <= now < open_ms + tf_ms:
+            state = self._tickers.get((market.exchange, market.id, market.kind))
+            if state is not None:
+                last = state.last
         wiggle_up = unit(self.seed, market.id, tf_ms, open_ms, "h") * 0.002
         wiggle_down = unit(self.seed, market.id, tf_ms, open_ms, "l") * 0.002
         high = max(first, last) * (1 + wiggle_up)

@@ -122,10 +122,14 @@ async def test_forty_slow_history_requests_leave_a_cold_ticker_a_bounded_wait(
     assert waited < slow.upstream_timeout_ms / 1000 + 2.0
     result = ticker[0]
     assert not isinstance(result, BaseException) or isinstance(result, errors.UpstreamBusy)
-    # and each history was answered or refused as busy: none failed otherwise.
+    # and each history was answered, refused as busy (with a wait), or ran out of its one
+    # deadline after it left the queue late: none failed otherwise.
     refused = [o for o in outcomes if isinstance(o, BaseException)]
-    assert all(isinstance(o, errors.UpstreamBusy) for o in refused), refused
-    assert all(o.retry_after is not None for o in refused if isinstance(o, errors.ProxyError))
+    busy = [o for o in refused if isinstance(o, errors.UpstreamBusy)]
+    late = [o for o in refused if isinstance(o, errors.UpstreamTimeout)]
+    assert len(busy) + len(late) == len(refused), refused
+    assert busy, "the queue of eight never refused anyone"
+    assert all(o.retry_after is not None for o in busy)
 
 
 async def test_refusals_under_a_fleet_pause_leave_the_containers_circuit_closed(
