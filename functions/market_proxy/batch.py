@@ -13,7 +13,8 @@ from market_proxy.cache.engine import ReadThrough
 from market_proxy.cache.entry import Freshness, Lifetime, Source, digest
 from market_proxy.cache.memory import MemoryTier
 from market_proxy.cache.store import fanning_out
-from market_proxy.exchanges.gateway import ExchangeGateway, Venue
+from market_proxy.exchanges.gateway import ExchangeGateway
+from market_proxy.exchanges.venue import Venue
 from market_proxy.keys import DemandKey, Kind, MarketKey
 from market_proxy.settings import Settings
 from market_proxy.symbols import validate_symbol_text

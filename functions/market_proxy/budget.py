@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -34,9 +33,9 @@ from market_proxy.cache.shared import Outage
 from market_proxy.cache.store import CacheUnavailable
 from market_proxy.clock import now_ms
 from market_proxy.keys import BudgetKey
+from market_proxy.limits import WINDOW_MS, Limit
 from market_proxy.observability import count, latency, logger
 
-WINDOW_MS = 1000
 # Requests arrive at the exchange a little after they leave: none leaves in the last part
 # of a window, so that what leaves in it arrives in the exchange's same second.
 GUARD_MS = 50
@@ -59,19 +58,6 @@ def in_background() -> Iterator[None]:
 def is_background() -> bool:
     """Whether the current task's upstream calls are background work."""
     return _background.get()
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """One exchange's budget: ``per_window`` units a window, of which ``reserve`` is kept
-    for requests a client waits on; leases of at most ``lease`` units. Units are ccxt's
-    costs (its weights, so that 1 unit is ``rateLimit`` ms of one client's limiter), or,
-    ``by_request``, one per request whatever its weight (for limits stated as requests)."""
-
-    per_window: float
-    lease: float
-    reserve: float
-    by_request: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +186,16 @@ class Budget:
         except CacheUnavailable as exc:
             self._outage.failed(exc)
 
+    async def heed(self, exchange: str, error: errors.ProxyError, asked: float | None) -> None:
+        """Pause the fleet for what an exchange said about calling it again: a ban, a
+        geo-block, or a rate limit that came with its ``Retry-After`` (``asked``)."""
+        shared = isinstance(error, errors.UpstreamBanned) or (
+            isinstance(error, errors.UpstreamRateLimited) and asked is not None
+        )
+        if shared and error.retry_after is not None:
+            until = self._clock() + round(error.retry_after * 1000)
+            await self.pause(exchange, until, error.code)
+
     async def _has(
         self,
         exchange: str,
@@ -282,14 +278,3 @@ class Budget:
 
     def _usable(self) -> BudgetStore | None:
         return None if self._store is None or self._outage.resting else self._store
-
-
-def default_limit(rate_limit_ms: float, *, lease_fraction: float, reserve_fraction: float) -> Limit:
-    """The budget ccxt's own limiter gives one client (one unit of cost per ``rateLimit``
-    milliseconds), for the whole fleet."""
-    per_window = WINDOW_MS / max(rate_limit_ms, 1.0)
-    return Limit(
-        per_window=per_window,
-        lease=max(1.0, math.floor(per_window * lease_fraction)),
-        reserve=per_window * reserve_fraction,
-    )

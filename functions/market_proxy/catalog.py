@@ -14,8 +14,8 @@ from typing import Any
 from market_proxy import errors
 from market_proxy.answers import Answer
 from market_proxy.cache.entry import Freshness
-from market_proxy.exchanges.gateway import Venue
 from market_proxy.exchanges.paging import ohlcv_page_limit
+from market_proxy.exchanges.venue import Venue
 
 
 @dataclass(frozen=True, slots=True)

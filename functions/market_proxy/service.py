@@ -13,24 +13,18 @@ from typing import Any
 from market_proxy import catalog, errors, normalize
 from market_proxy.answers import Answer
 from market_proxy.batch import Batch
-from market_proxy.budget import Budget, Limit, default_limit
+from market_proxy.bootstrap import wire
 from market_proxy.cache.client import make_store
 from market_proxy.cache.dynamodb import DynamoDBStore
-from market_proxy.cache.engine import ReadThrough
 from market_proxy.cache.entry import Cached
-from market_proxy.cache.leases import Leases
-from market_proxy.cache.memory import MemoryTier
-from market_proxy.cache.shared import Outage, SharedTier, Tiers
-from market_proxy.candles import CandleStore, plan
+from market_proxy.candles import plan
 from market_proxy.catalog import MarketQuery
 from market_proxy.clock import now_ms
-from market_proxy.demand import DemandLog
-from market_proxy.exchanges.clients import exchange_class
-from market_proxy.exchanges.gateway import ExchangeGateway, Venue
+from market_proxy.exchanges.venue import Venue
 from market_proxy.keys import DemandKey, MarketKey, SeriesKey
 from market_proxy.kinds import FUNDING, ORDERBOOK, SPECS, TICKER, TRADES, Spec
 from market_proxy.observability import logger
-from market_proxy.settings import Settings, SettingsError
+from market_proxy.settings import Settings
 
 Loader = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -42,47 +36,12 @@ class MarketData:
         store: DynamoDBStore | None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        unknown = [ex for ex in settings.exchanges if exchange_class(ex) is None]
-        if unknown:
-            raise SettingsError(f"EXCHANGES names exchanges ccxt does not know: {unknown}")
         self.settings = settings
         self.clock = clock
-        outage = Outage(settings.cache_store_backoff_seconds, clock)
-        self._shared = SharedTier(store, outage)
-        self._memory = MemoryTier(settings.memory_cache_max_bytes)
-        self._leases = Leases(
-            self._shared,
-            lease_s=settings.lease_seconds,
-            wait_s=settings.lease_wait_seconds,
-            clock=clock,
-        )
-        self._cache = ReadThrough(
-            self._memory,
-            self._shared,
-            self._leases,
-            negative_ttl_s=settings.negative_ttl_seconds,
-            refresh_in_background=settings.refresh_in_background,
-            clock=clock,
-            refresh_ahead_fraction=settings.refresh_ahead_fraction,
-        )
-        self._budget = (
-            Budget(
-                store,
-                outage,
-                self._limit,
-                fallback_share=settings.budget_fallback_share,
-                clock=clock,
-            )
-            if settings.fleet_budget
-            else None
-        )
-        self._limits: dict[str, Limit] = {}
-        self._gateway = ExchangeGateway(settings, self._cache, clock, self._budget)
-        tiers = Tiers(self._memory, self._shared, clock)
-        self._candles = CandleStore(
-            settings, self._cache, tiers, self._leases, self._gateway, clock
-        )
-        self._demand = DemandLog(store, outage, clock, flush_every_s=settings.demand_flush_seconds)
+        parts = wire(settings, store, clock)
+        self._shared, self._memory, self._leases = parts.shared, parts.memory, parts.leases
+        self._cache, self._budget, self._gateway = parts.cache, parts.budget, parts.gateway
+        self._candles, self._demand = parts.candles, parts.demand
         self._batch = Batch(
             settings,
             self._memory,
@@ -156,20 +115,7 @@ class MarketData:
         Cost upstream: one ``fetch_funding_rate`` per market per ``FUNDING_TTL_SECONDS``.
         """
         venue = await self._gateway.venue(exchange)
-        market = venue.market(symbol)
-        if market.get("spot"):
-            perpetuals = [
-                m["symbol"]
-                for m in venue.client.markets.values()
-                if m.get("swap") and m.get("base") == market.get("base")
-            ]
-            raise errors.InvalidParameter(
-                "symbol",
-                f"{market['symbol']} is a spot market; funding is paid on perpetual swaps",
-                valid=perpetuals[:10] or "a perpetual swap, e.g. BTC/USDT:USDT",
-            )
-        if not market.get("swap"):
-            raise errors.NotSupported(f"{market['symbol']} on {venue.id} pays no funding")
+        venue.perpetual(symbol)
         return await self._read(FUNDING, exchange, symbol)
 
     async def compare(self, symbol: str, exchanges: Sequence[str] | None = None) -> Answer:
@@ -209,15 +155,9 @@ class MarketData:
         venue = await self._gateway.venue(exchange)
         market = venue.market(symbol)
         venue.require("fetchOHLCV")
-        timeframes = venue.client.timeframes or {}
-        if timeframe not in timeframes:
-            raise errors.InvalidParameter(
-                "timeframe", f"{venue.id} has no timeframe {timeframe!r}", valid=list(timeframes)
-            )
-        tf_ms = int(venue.client.parse_timeframe(timeframe) * 1000)
         query = plan(
             timeframe=timeframe,
-            tf_ms=tf_ms,
+            tf_ms=venue.timeframe_ms(timeframe),
             since=since,
             until=until,
             limit=limit,
@@ -249,32 +189,6 @@ class MarketData:
             return await self._gateway.call(venue.id, spec.kind.value, fetch)
 
         return load
-
-    def _limit(self, exchange: str) -> Limit:
-        """The fleet's budget for ``exchange``: ccxt's rate for one client, unless
-        ``EXCHANGE_LIMITS`` says otherwise."""
-        limit = self._limits.get(exchange)
-        if limit is None:
-            settings = self.settings
-            given = settings.exchange_limits.get(exchange, {})
-            rate_ms = float(self._gateway.client(exchange).rateLimit or 1000)
-            by_request = "requests_per_second" in given
-            stated = given.get("requests_per_second", given.get("per_second"))
-            if stated is not None:
-                rate_ms = 1000 / max(float(stated), 0.001)
-            limit = default_limit(
-                rate_ms,
-                lease_fraction=settings.budget_lease_fraction,
-                reserve_fraction=settings.budget_reserve_fraction,
-            )
-            if "lease" in given:
-                limit = Limit(limit.per_window, max(1.0, float(given["lease"])), limit.reserve)
-            if "reserve" in given:
-                limit = Limit(limit.per_window, limit.lease, float(given["reserve"]))
-            if by_request:
-                limit = Limit(limit.per_window, limit.lease, limit.reserve, by_request=True)
-            self._limits[exchange] = limit
-        return limit
 
     @staticmethod
     def _bounded(name: str, value: int | None, default: int, most: int) -> int:

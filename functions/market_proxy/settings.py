@@ -89,7 +89,7 @@ class Settings(BaseModel):
     # in ccxt's cost units, or {"kraken": {"requests_per_second": 1}} counting requests;
     # "reserve": units of a second's budget background work may not use.
     fleet_budget: bool = True
-    exchange_limits: dict[str, dict[str, float | str]] = Field(default_factory=dict)
+    exchange_limits: dict[str, dict[str, int | float | str]] = Field(default_factory=dict)
     budget_lease_fraction: float = Field(default=0.2, gt=0, le=1)
     budget_reserve_fraction: float = Field(default=0.25, ge=0, lt=1)
     # While the table fails: each container's share of a window's budget, on its own.

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from market_proxy import errors
-from market_proxy.budget import Budget, Limit, in_background
+from market_proxy.budget import Budget, in_background
 from market_proxy.cache.shared import Outage
+from market_proxy.limits import Limit
 from tests.support.memory_store import MemoryStore
 
 pytestmark = pytest.mark.anyio

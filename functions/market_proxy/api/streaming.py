@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import socket
 import struct
-import sys
-from collections import deque
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -24,6 +22,7 @@ from market_proxy.api.params import (
     symbol_list,
     symbols_query,
 )
+from market_proxy.api.readers import ReaderWatch, socket_of, tcp_transport
 from market_proxy.observability import count, logger
 from market_proxy.settings import Settings
 from market_proxy.streams import (
@@ -34,10 +33,6 @@ from market_proxy.streams import (
     order_book_events,
     ticker_events,
 )
-
-if sys.platform == "linux":  # where the kernel says what a peer has not acknowledged
-    import fcntl
-    import termios
 
 router = APIRouter()
 
@@ -124,7 +119,7 @@ class EventStream(StreamingResponse):
     long once it stops reading.
 
     A client that stops reading is dropped once bytes sent two heartbeats ago are still
-    unacknowledged by its kernel (:class:`_ReaderWatch`), which happens as soon as its
+    unacknowledged by its kernel (:class:`ReaderWatch`), which happens as soon as its
     receive buffer is full; the server's own buffers, megabytes, do not have to fill first.
     Where the kernel cannot be asked, a send may wait until the client missed two
     heartbeats. Nothing holds the stream past its time limit plus one heartbeat. An
@@ -142,9 +137,9 @@ class EventStream(StreamingResponse):
         self._lifetime_s = limits.max_duration_s + limits.heartbeat_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        transport = _tcp_transport(scope, receive, send)
+        transport = tcp_transport(scope, receive, send)
         stalled: list[str] = []
-        watch: _ReaderWatch | None = None
+        watch: ReaderWatch | None = None
 
         async def send_or_give_up(message: Message) -> None:
             if transport is not None and transport.is_closing():
@@ -167,7 +162,7 @@ class EventStream(StreamingResponse):
                     limit.reschedule(asyncio.get_running_loop().time())
 
                 if transport is not None:
-                    watch = _ReaderWatch(transport, self._heartbeat_s, give_up)
+                    watch = ReaderWatch(transport, self._heartbeat_s, give_up)
                 await super().__call__(scope, receive, send_or_give_up)
         except _ClientStalled:
             await self._abandon(transport, receive, "a send waited two heartbeats")
@@ -193,7 +188,7 @@ class EventStream(StreamingResponse):
         # server see the connection go, so that it takes the unfinished response as a
         # disconnect, not as the app's mistake.
         with contextlib.suppress(OSError):
-            _socket(transport).setsockopt(
+            socket_of(transport).setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
             )
         transport.abort()
@@ -205,101 +200,6 @@ class EventStream(StreamingResponse):
 
 class _ClientStalled(Exception):
     """A send waited longer than a reading client would have let it."""
-
-
-# A chunk's framing (hex length, two CRLFs) and a response head's status line and the
-# server's own headers, at most: what the server writes beyond the bytes handed to it.
-_CHUNK_FRAMING = 16
-_HEAD_EXTRA = 512
-# Checks a heartbeat: a client stops being read from within two heartbeats and this part.
-_CHECKS_PER_HEARTBEAT = 2
-
-
-class _ReaderWatch:
-    """Whether the client reads, as its kernel's acknowledgements tell: checked twice a
-    heartbeat, if more bytes are unacknowledged than were handed to the server in the last
-    two heartbeats, some byte handed two heartbeats ago is still unread: ``give_up`` is
-    called (two heartbeats to two and a half after the client stopped being able to take
-    more).
-
-    A client reading at any pace its network allows passes: its kernel acknowledges what
-    arrives within a round trip. One that stops reading is seen once its receive buffer is
-    full (from then, nothing it is sent is acknowledged), whatever the server buffers.
-    Bytes handed are counted with their framing at most, so a miscount only errs towards
-    keeping the stream.
-    """
-
-    def __init__(
-        self, transport: asyncio.Transport, heartbeat_s: float, give_up: Callable[[str], None]
-    ) -> None:
-        self._transport = transport
-        self._every_s = heartbeat_s / _CHECKS_PER_HEARTBEAT
-        self._give_up = give_up
-        self._handed = 0
-        # Bytes handed at each check of the last two heartbeats, and at the one before.
-        self._marks: deque[int] = deque([0], maxlen=2 * _CHECKS_PER_HEARTBEAT + 1)
-        self._loop = asyncio.get_running_loop()
-        self._check_at = self._loop.call_later(self._every_s, self._check)
-
-    def handing(self, message: Message) -> None:
-        """Count ``message`` as handed to the server (before it is: an over-count)."""
-        if message["type"] == "http.response.start":
-            head = message.get("headers", [])
-            self._handed += _HEAD_EXTRA + sum(len(k) + len(v) + 4 for k, v in head)
-        else:
-            self._handed += len(message.get("body", b"")) + _CHUNK_FRAMING
-
-    def _check(self) -> None:
-        unacknowledged = _unacknowledged(self._transport)
-        if unacknowledged is None:
-            return  # closing: nothing more will be sent
-        self._marks.append(self._handed)
-        handed_since = self._marks[-1] - self._marks[0]
-        if len(self._marks) == self._marks.maxlen and unacknowledged > handed_since:
-            self._give_up(f"{unacknowledged} bytes unacknowledged, two heartbeats old or more")
-            return
-        self._check_at = self._loop.call_later(self._every_s, self._check)
-
-    def stop(self) -> None:
-        self._check_at.cancel()
-
-
-def _tcp_transport(scope: Scope, receive: Receive, send: Send) -> asyncio.Transport | None:
-    """The connection's transport, where its kernel can say what the client has not yet
-    acknowledged: uvicorn's HTTP/1.x cycles (h11, httptools) hold it, and ``receive``
-    reaches the app as the cycle's own method. None elsewhere (another server, HTTP/2,
-    TLS, a Unix socket, not Linux), and the stream relies on its sends' timeouts alone."""
-    if sys.platform != "linux" or scope.get("http_version") not in ("1.0", "1.1"):
-        return None
-    for channel in (receive, send):
-        transport = getattr(getattr(channel, "__self__", None), "transport", None)
-        if transport is not None and hasattr(transport, "get_write_buffer_size"):
-            break
-    else:
-        return None
-    if transport.get_extra_info("sslcontext") is not None:
-        return None  # the kernel would count TLS records, not the bytes handed
-    sock = transport.get_extra_info("socket")
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return None
-    return transport if _unacknowledged(transport) is not None else None
-
-
-def _unacknowledged(transport: asyncio.Transport) -> int | None:
-    """Bytes handed to ``transport`` that the peer has not acknowledged yet: those still in
-    its buffer, and those in the kernel's send queue, sent or not (SIOCOUTQ)."""
-    if transport.is_closing():
-        return None  # its descriptor may be gone, or already another connection's
-    try:
-        queue = fcntl.ioctl(_socket(transport).fileno(), termios.TIOCOUTQ, b"\0" * 4)
-    except (OSError, ValueError):
-        return None
-    return int.from_bytes(queue, sys.byteorder, signed=True) + transport.get_write_buffer_size()
-
-
-def _socket(transport: asyncio.Transport) -> socket.socket:
-    sock: socket.socket = transport.get_extra_info("socket")
-    return sock
 
 
 @router.get(

@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from market_proxy.budget import Granted
 from market_proxy.cache import codec
+from market_proxy.cache.budget_items import BudgetItems
 from market_proxy.cache.codec import TTL_ATTRIBUTE, Item, expires_at
 from market_proxy.cache.entry import CachedError, Entry, StoredItem
-from market_proxy.cache.store import CacheUnavailable, fanned_out
+from market_proxy.cache.store import CacheUnavailable, ConditionFailed, fanned_out
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -32,10 +31,9 @@ RETRIES = 3
 # may well succeed. Any other error means the table is unusable for now.
 REQUEST_ERRORS = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 COUNT_PREFIX = "n:"
-_BUDGET_KEEP_MS = 86_400_000  # a budget item outlives its last use by a day, then goes
 
 
-class DynamoDBStore:
+class DynamoDBStore(BudgetItems):
     """The cache port on a DynamoDB table.
 
     ``on_loop``: call DynamoDB on the event loop's own thread instead of a worker thread.
@@ -97,7 +95,7 @@ class DynamoDBStore:
         if parts:
             await self._batch_write(parts)
         # A failed condition means a newer entry is already stored: keep it.
-        with contextlib.suppress(_ConditionFailed):
+        with contextlib.suppress(ConditionFailed):
             await self._call(
                 "put_item",
                 TableName=self._table,
@@ -152,7 +150,7 @@ class DynamoDBStore:
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except _ConditionFailed as failed:
+        except ConditionFailed as failed:
             if failed.item is None:
                 return False, await self.get(key, consistent=True)
             return False, (await self._decode_all({key: failed.item}))[key]
@@ -175,7 +173,7 @@ class DynamoDBStore:
             values[":retry"] = {"N": str(error.retry_after)}
         # A failed condition means someone else holds the lease now; their outcome will
         # speak for the key.
-        with contextlib.suppress(_ConditionFailed):
+        with contextlib.suppress(ConditionFailed):
             await self._call(
                 "update_item",
                 TableName=self._table,
@@ -187,7 +185,7 @@ class DynamoDBStore:
 
     async def release_lease(self, key: str, owner: str) -> None:
         # A failed condition means the lease has lapsed and is someone else's, or gone.
-        with contextlib.suppress(_ConditionFailed):
+        with contextlib.suppress(ConditionFailed):
             await self._call(
                 "update_item",
                 TableName=self._table,
@@ -223,95 +221,6 @@ class DynamoDBStore:
                     totals[counted] = totals.get(counted, 0) + int(value["N"])
         return totals
 
-    # -- the fleet's upstream budget (the budget port) ------------------------------------
-
-    async def take_units(
-        self, key: str, window: int, units: float, ceiling: float, now_ms: int
-    ) -> Granted:
-        """Units of the current window's budget, with one conditional write (two when the
-        window is new, three when only a remainder is left); see :mod:`market_proxy.budget`."""
-        wanted = units
-        # One request costlier than a whole window's budget may still have a window alone.
-        ceiling = max(ceiling, units)
-        for _ in range(4):
-            try:
-                updated = await self._call(
-                    "update_item",
-                    TableName=self._table,
-                    Key={"pk": {"S": key}},
-                    UpdateExpression="ADD #used :u SET expires_at = :expires",
-                    ConditionExpression=(
-                        "#w = :w AND #used <= :room AND "
-                        "(attribute_not_exists(paused_until) OR paused_until <= :now)"
-                    ),
-                    ExpressionAttributeNames={"#w": "window", "#used": "used"},
-                    ExpressionAttributeValues={
-                        ":u": {"N": repr(wanted)},
-                        ":w": {"N": str(window)},
-                        ":room": {"N": repr(ceiling - wanted)},
-                        ":now": {"N": str(now_ms)},
-                        ":expires": expires_at(now_ms + _BUDGET_KEEP_MS),
-                    },
-                    ReturnValues="UPDATED_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-                used = float(updated.get("Attributes", {}).get("used", {}).get("N", ceiling))
-                return Granted(wanted, left=max(0.0, ceiling - used))
-            except _ConditionFailed as failed:
-                old = failed.item or {}
-            paused = int(float(old.get("paused_until", {}).get("N", "0")))
-            if paused > now_ms:
-                return Granted(0.0, paused, old.get("pause_reason", {}).get("S", ""))
-            held = int(float(old.get("window", {}).get("N", "-1")))
-            if held > window:
-                # Another container's clock is ahead of this one's: join its window.
-                window = held
-                continue
-            if held == window:
-                left = math.floor(ceiling - float(old.get("used", {}).get("N", "0")))
-                if left < 1:
-                    return Granted(0.0)
-                wanted = min(wanted, float(left))
-                continue
-            with contextlib.suppress(_ConditionFailed):  # another container opened it first
-                await self._call(
-                    "update_item",
-                    TableName=self._table,
-                    Key={"pk": {"S": key}},
-                    UpdateExpression="SET #w = :w, #used = :u, expires_at = :expires",
-                    ConditionExpression=(
-                        "(attribute_not_exists(#w) OR #w < :w) AND "
-                        "(attribute_not_exists(paused_until) OR paused_until <= :now)"
-                    ),
-                    ExpressionAttributeNames={"#w": "window", "#used": "used"},
-                    ExpressionAttributeValues={
-                        ":u": {"N": repr(min(wanted, ceiling))},
-                        ":w": {"N": str(window)},
-                        ":now": {"N": str(now_ms)},
-                        ":expires": expires_at(now_ms + _BUDGET_KEEP_MS),
-                    },
-                )
-                granted = min(wanted, ceiling)
-                return Granted(granted, left=ceiling - granted)
-        return Granted(0.0, left=0.0)
-
-    async def pause(self, key: str, until_ms: int, reason: str) -> None:
-        with contextlib.suppress(_ConditionFailed):  # a later pause is already there
-            await self._call(
-                "update_item",
-                TableName=self._table,
-                Key={"pk": {"S": key}},
-                UpdateExpression=(
-                    "SET paused_until = :until, pause_reason = :reason, expires_at = :expires"
-                ),
-                ConditionExpression="attribute_not_exists(paused_until) OR paused_until < :until",
-                ExpressionAttributeValues={
-                    ":until": {"N": str(until_ms)},
-                    ":reason": {"S": reason[:100]},
-                    ":expires": expires_at(until_ms + _BUDGET_KEEP_MS),
-                },
-            )
-
     async def ping(self) -> None:
         await self._call("describe_table", TableName=self._table)
 
@@ -330,7 +239,7 @@ class DynamoDBStore:
             error = exc.response.get("Error", {})
             if error.get("Code") == "ConditionalCheckFailedException":
                 old: Item | None = exc.response.get("Item")  # type: ignore[assignment]
-                raise _ConditionFailed(old) from None
+                raise ConditionFailed(old) from None
             code = str(error.get("Code", type(exc).__name__))
             raise CacheUnavailable(operation, code, store_wide=code not in REQUEST_ERRORS) from exc
         except BotoCoreError as exc:
@@ -341,9 +250,3 @@ class DynamoDBStore:
         """Close every open connection to the table (before a SnapStart snapshot); the next
         call opens new ones."""
         self._client.close()
-
-
-class _ConditionFailed(Exception):
-    def __init__(self, item: Item | None) -> None:
-        super().__init__("condition failed")
-        self.item = item

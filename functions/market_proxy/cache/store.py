@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from typing import Protocol
+from typing import Any, Protocol
 
 from market_proxy.cache.entry import CachedError, Entry, StoredItem
 
@@ -43,6 +43,14 @@ class CacheUnavailable(Exception):
         self.operation = operation
         self.reason = reason
         self.store_wide = store_wide
+
+
+class ConditionFailed(Exception):
+    """A conditional write whose condition did not hold; ``item`` is the item as it was."""
+
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.item = item
 
 
 class CacheStore(Protocol):

@@ -11,7 +11,7 @@ from market_proxy.cache.engine import ReadThrough
 from market_proxy.candles.query import CandleQuery
 from market_proxy.candles.report import report
 from market_proxy.candles.upstream import CandleSource
-from market_proxy.exchanges.gateway import Venue
+from market_proxy.exchanges.venue import Venue
 from market_proxy.keys import SeriesKey
 from market_proxy.settings import DataPolicy, Settings
 

@@ -9,7 +9,7 @@ from typing import Any
 from market_proxy.answers import Answer
 from market_proxy.cache.entry import Freshness, Lifetime, Source
 from market_proxy.candles.query import CandleQuery
-from market_proxy.exchanges.gateway import Venue
+from market_proxy.exchanges.venue import Venue
 from market_proxy.intervals import Interval, clip, merge, subtract
 from market_proxy.models import CANDLE_COLUMNS
 from market_proxy.settings import Settings

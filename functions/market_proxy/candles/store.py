@@ -31,7 +31,8 @@ from market_proxy.candles.query import BUCKETED_MAX_MS, CandleQuery
 from market_proxy.candles.report import assembled, report
 from market_proxy.candles.upstream import CandleSource
 from market_proxy.candles.walk import Walked
-from market_proxy.exchanges.gateway import ExchangeGateway, Venue
+from market_proxy.exchanges.gateway import ExchangeGateway
+from market_proxy.exchanges.venue import Venue
 from market_proxy.intervals import Interval, clip
 from market_proxy.keys import BucketKey, SeriesKey
 from market_proxy.settings import DataPolicy, Settings

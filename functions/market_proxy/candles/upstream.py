@@ -7,8 +7,9 @@ from typing import Any
 
 from market_proxy import normalize
 from market_proxy.candles.walk import Walked, walk
-from market_proxy.exchanges.gateway import ExchangeGateway, Venue
+from market_proxy.exchanges.gateway import ExchangeGateway
 from market_proxy.exchanges.paging import Paging, derive
+from market_proxy.exchanges.venue import Venue
 from market_proxy.intervals import Interval
 
 

@@ -3,7 +3,7 @@
 Clients are created on first use and kept for the life of the container, so their HTTP
 sessions, rate limiters and markets are reused across invocations. Markets come from the
 shared cache's snapshot when it is young enough, else from the exchange, once. Every ccxt
-exception leaves this module already translated (see :func:`errors.from_ccxt`), and every
+exception leaves this module already translated (see :func:`failures.from_ccxt`), and every
 upstream call passes one circuit breaker per exchange (see :mod:`market_proxy.circuit`).
 """
 
@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from market_proxy import errors
 from market_proxy.budget import Budget
 from market_proxy.cache.engine import ReadThrough
-from market_proxy.cache.entry import Cached, Lifetime
+from market_proxy.cache.entry import Cached
 from market_proxy.circuit import CircuitBreaker
 from market_proxy.clock import now_ms
 from market_proxy.exchanges.answer_size import capped
@@ -31,36 +30,15 @@ from market_proxy.exchanges.ccxt_internals import (
     restore_markets,
 )
 from market_proxy.exchanges.clients import Masker, new_client
+from market_proxy.exchanges.failures import from_ccxt
 from market_proxy.exchanges.signals import retry_after, weight_pause
+from market_proxy.exchanges.venue import Venue
 from market_proxy.keys import MarketsKey
 from market_proxy.observability import Stopwatch, count, latency, logger, traced
 from market_proxy.settings import Settings
 from market_proxy.symbols import SymbolIndex
 
 T = TypeVar("T")
-
-
-@dataclass
-class Venue:
-    """One exchange as this container knows it: its client and its markets."""
-
-    id: str
-    client: Any  # a ccxt.async_support.Exchange
-    symbols: SymbolIndex
-    markets_lifetime: Lifetime
-
-    def has(self, capability: str) -> bool:
-        """Whether ccxt's ``has`` says the exchange offers ``capability`` (e.g. fetchTicker)."""
-        return bool((self.client.has or {}).get(capability))
-
-    def require(self, capability: str) -> None:
-        """Raise :class:`errors.NotSupported` unless the exchange offers ``capability``."""
-        if not self.has(capability):
-            raise errors.NotSupported(f"{self.id} does not offer {capability}")
-
-    def market(self, symbol: str) -> Mapping[str, Any]:
-        """The market ``symbol`` names in any accepted form; see :class:`SymbolIndex`."""
-        return self.symbols.resolve(self.id, symbol)
 
 
 # When the current upstream call must be answered by (epoch ms), and whether it has left
@@ -278,11 +256,12 @@ class ExchangeGateway:
             cap = self._settings.retry_after_max_seconds
             asked = retry_after(seen.headers, cap, self._clock()) if seen is not None else None
             status = seen.status if seen is not None else None
-            error = errors.from_ccxt(exc, exchange_id, retry_after=asked, status=status)
+            error = from_ccxt(exc, exchange_id, retry_after=asked, status=status)
             paused = attempt.failed(error, retry_after=asked)
             if paused is not None:
                 error.retry_after = paused  # no call will be made before then
-            await self._pause_fleet(exchange_id, error, asked)
+            if self._budget is not None:
+                await self._budget.heed(exchange_id, error, asked)
             count("UpstreamErrors", exchange=exchange_id)
             details: dict[str, Any] = {
                 "exchange": exchange_id,
@@ -305,20 +284,6 @@ class ExchangeGateway:
             _sent.reset(sent_token)
             attempt.release()
             latency("UpstreamLatency", elapsed.ms, exchange=exchange_id)
-
-    async def _pause_fleet(
-        self, exchange_id: str, error: errors.ProxyError, asked: float | None
-    ) -> None:
-        """What the exchange said about calling it again, for every container: a ban, a
-        geo-block, or a rate limit that came with its ``Retry-After``."""
-        if self._budget is None or error.retry_after is None:
-            return
-        shared = isinstance(error, errors.UpstreamBanned) or (
-            isinstance(error, errors.UpstreamRateLimited) and asked is not None
-        )
-        if shared:
-            until = self._clock() + round(error.retry_after * 1000)
-            await self._budget.pause(exchange_id, until, error.code)
 
     def _read_weight(self, exchange_id: str) -> None:
         """Where the exchange reports the weight used of its limit (Binance's
