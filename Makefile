@@ -102,8 +102,10 @@ run: $(RUN_VENV)/bin/python
 demo: $(RUN_VENV)/bin/python
 	$(LOCAL_ENV) $(RUN_VENV)/bin/python -m infra.local.serve --simulate
 
+# Two workers (these machines have two cores): tests wait on loopback servers as much as they
+# compute. Each worker starts its own DynamoDB Local and loopback exchange.
 test: deps check build
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 
 check: lint typecheck security templates
 

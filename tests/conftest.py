@@ -46,16 +46,22 @@ def exchange_sim_session() -> Iterator[ExchangeSim]:
         yield sim
 
 
+def _reset(sim: ExchangeSim) -> None:
+    sim.reset_calls()
+    sim.clear_faults()
+    sim.set_clock(None)
+    sim.set_latency(0.0)
+    sim.limits.clear()
+    sim.reset_history()
+
+
 @pytest.fixture
-def sim(exchange_sim_session: ExchangeSim) -> ExchangeSim:
-    """The loopback exchange, with calls, faults and clock reset for each test."""
-    exchange_sim_session.reset_calls()
-    exchange_sim_session.clear_faults()
-    exchange_sim_session.set_clock(None)
-    exchange_sim_session.set_latency(0.0)
-    exchange_sim_session.limits.clear()
-    exchange_sim_session.reset_history()
-    return exchange_sim_session
+def sim(exchange_sim_session: ExchangeSim) -> Iterator[ExchangeSim]:
+    """The loopback exchange, with calls, faults and clock reset for each test, and again
+    after it: a module's fixtures, set up before any test's, find it as new."""
+    _reset(exchange_sim_session)
+    yield exchange_sim_session
+    _reset(exchange_sim_session)
 
 
 @pytest.fixture

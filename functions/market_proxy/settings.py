@@ -43,6 +43,10 @@ class DataPolicy(BaseModel):
     sie_s: float = Field(default=0.0, ge=0)
 
 
+# The most symbols TICKERS_MAX_SYMBOLS may allow in one request (a query string has room).
+TICKERS_MOST = 200
+
+
 class Settings(BaseModel):
     """Every knob of the service. Environment names are the field names upper-cased."""
 
@@ -138,7 +142,7 @@ class Settings(BaseModel):
     # Recent trades are fetched this many at a time; answers hold at most that many.
     trades_max_limit: int = Field(default=500, ge=1, le=1000)
     trades_default_limit: int = Field(default=50, ge=1)
-    tickers_max_symbols: int = Field(default=50, ge=1, le=200)
+    tickers_max_symbols: int = Field(default=50, ge=1, le=TICKERS_MOST)
     markets_max_limit: int = Field(default=500, ge=1)
     markets_default_limit: int = Field(default=100, ge=1)
     # MCP tools (POST /mcp): the most bytes of JSON one tool result's data may take (its

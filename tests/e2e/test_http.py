@@ -183,6 +183,30 @@ def test_the_largest_allowed_limit_and_the_longest_symbol_text_are_served(
     assert problem(longest)["code"] == "unknown_market"
 
 
+def test_a_batch_as_large_as_tickers_max_symbols_allows_is_served_whatever_its_spelling(
+    settings: Settings, sim: ExchangeSim
+) -> None:
+    # Given a deployment that allows four times the default batch,
+    wide = settings.model_copy(update={"tickers_max_symbols": 200})
+    listed = [f"{m.base}/{m.quote}" for m in sim.book.of_kind("binance", "spot")]
+    unlisted = [f"NOPE{n}/USDT" for n in range(120 - len(listed))]
+    # when 120 symbols come spaced out, longer than the default's 50 symbols could be,
+    query = ",".join(f"{symbol:^40}" for symbol in [*listed, *unlisted])
+    assert len(query) > 50 * (MAX_SYMBOL_LENGTH + 3)
+    with (
+        serve(create_app(MarketData.from_settings(wide))) as url,
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
+        sim.reset_calls()
+        response = http.get("/tickers/binance", params={"symbols": query})
+    # then each is answered or reported, in one upstream call for the listed ones.
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert sorted(answer["tickers"]) == sorted(listed)
+    assert sorted(answer["errors"]) == sorted(unlisted)
+    assert sim.calls("binance", "tickers") == 1
+
+
 def test_the_openapi_document_states_the_bounds_the_service_enforces(
     client: httpx.Client, settings: Settings
 ) -> None:

@@ -110,15 +110,17 @@ Market = Annotated[MarketData, Depends(market)]
 
 
 # Symbols separated by commas; spaces around them, and empty items, are ignored.
-def symbols_query(most: int, what: str) -> Any:
-    """``symbols=A,B,…``: 1 to ``most`` symbols (each as in /ticker)."""
+def symbols_query(most: int, what: str, *, room_for: int | None = None) -> Any:
+    """``symbols=A,B,…``: 1 to ``most`` symbols (each as in /ticker), in a text long enough
+    for ``room_for`` of them (``most`` unless a setting may allow more than the document
+    states; the count is then checked against the setting)."""
     pattern = f"^[ ,]*{SYMBOL_TEXT}([ ,]*,[ ,]*{SYMBOL_TEXT}){{0,{most - 1}}}[ ,]*$"
     return Query(
         description=(
             f"1 to {most} symbols (each as in /ticker), separated by commas; spaces around "
             f"them and empty items are ignored; {what}"
         ),
-        max_length=most * (MAX_SYMBOL_LENGTH + 3),  # room for ", " between them
+        max_length=(room_for or most) * (MAX_SYMBOL_LENGTH + 3),  # ", " between them
         # Checked item by item (400 invalid_parameter), like the symbol of /ticker.
         json_schema_extra={"pattern": pattern, "examples": ["BTC/USDT,ETH/USDT", "btc-usdt"]},
     )

@@ -21,9 +21,10 @@ from market_proxy.api.params import (
     symbols_query,
 )
 from market_proxy.api.rendering import CSV, render, render_csv
+from market_proxy.settings import TICKERS_MOST
 
 router = APIRouter()
-MAX_TICKERS = 50  # what the document states; TICKERS_MAX_SYMBOLS is enforced
+MAX_TICKERS = 50  # what the document states (the default); TICKERS_MAX_SYMBOLS is enforced
 
 
 @router.get(
@@ -48,7 +49,10 @@ async def tickers(
     service: Market,
     exchange: Exchange,
     symbols: Annotated[
-        str, symbols_query(MAX_TICKERS, "a bad one is reported, never failing the others")
+        str,
+        symbols_query(
+            MAX_TICKERS, "a bad one is reported, never failing the others", room_for=TICKERS_MOST
+        ),
     ],
     if_none_match: IfNoneMatch = None,
 ) -> Response:
