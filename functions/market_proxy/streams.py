@@ -162,14 +162,26 @@ async def _run(
         while True:
             now = time.monotonic()
             if now >= deadline:
-                reconnect = {"reason": "time_limit", "retry_ms": limits.retry_ms}
-                yield event("reconnect", reconnect, event_id=_event_id(held), retry_ms=retry)
-                return
+                break
             if now >= next_poll:
                 next_poll = now + limits.interval_s
-                answers = await asyncio.gather(
-                    *(feed.read(symbol) for symbol in symbols), return_exceptions=True
+                poll = asyncio.ensure_future(
+                    asyncio.gather(
+                        *(feed.read(symbol) for symbol in symbols), return_exceptions=True
+                    )
                 )
+                # A poll still waiting on the exchange at the time limit is given up (as one
+                # is when the client goes): the stream ends on time, with its reconnect event.
+                try:
+                    await asyncio.wait({poll}, timeout=max(0.0, deadline - time.monotonic()))
+                finally:
+                    late = not poll.done()
+                    if late:
+                        poll.cancel()
+                        poll.add_done_callback(_retrieved)
+                if late:
+                    break
+                answers = poll.result()
                 for index, answer in enumerate(answers):
                     if isinstance(answer, errors.ProxyError):
                         # Said once per failure, not at every poll while it lasts.
@@ -199,9 +211,17 @@ async def _run(
             await asyncio.sleep(
                 max(0.0, min(next_poll, next_heartbeat, deadline) - time.monotonic())
             )
+        reconnect = {"reason": "time_limit", "retry_ms": limits.retry_ms}
+        yield event("reconnect", reconnect, event_id=_event_id(held), retry_ms=retry)
     finally:
         streams_open.active -= 1
         count("StreamsClosed")
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Take a given-up poll's outcome, so that asyncio does not report it as never taken."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _problem(symbol: str, error: errors.ProxyError) -> dict[str, Any]:

@@ -158,6 +158,25 @@ def test_the_stream_ends_with_a_reconnect_event_before_its_time_limit(settings: 
     assert took < 5
 
 
+def test_a_poll_still_waiting_on_the_exchange_at_the_time_limit_ends_the_stream_on_time(
+    settings: Settings, sim: ExchangeSim
+) -> None:
+    # Given a stream of a second and an exchange that answers in four,
+    short = settings.model_copy(update={**FAST_STREAMS, "stream_max_seconds": 1.0})
+    with serve(create_app(MarketData.from_settings(short))) as url:
+        assert httpx.get(f"{url}/ticker/binance/BTC-USDT", timeout=10).status_code == 200
+        sim.set_latency(4.0)
+        # when a client reads it from its first poll on,
+        started = time.monotonic()
+        seen = events(url, "/sse/ticker/binance/ETH-USDT", limit=50)
+        took = time.monotonic() - started
+        sim.set_latency(0.0)
+    # then it ends as any stream does, with its reconnect event, without waiting the answer.
+    assert [sse.event for sse in seen if sse.event != "message"][-1:] == ["reconnect"]
+    assert seen[-1].json()["reason"] == "time_limit"
+    assert took < 4.0
+
+
 def test_a_client_going_away_ends_the_streams_work(url: str) -> None:
     before = streams_open.active
     with (

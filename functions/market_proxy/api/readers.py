@@ -63,13 +63,13 @@ class ReaderWatch:
             self._handed += len(message.get("body", b"")) + _CHUNK_FRAMING
 
     def _check(self) -> None:
-        unacknowledged = _unacknowledged(self._transport)
-        if unacknowledged is None:
+        pending = unacknowledged(self._transport)
+        if pending is None:
             return  # closing: nothing more will be sent
         self._marks.append(self._handed)
         handed_since = self._marks[-1] - self._marks[0]
-        if len(self._marks) == self._marks.maxlen and unacknowledged > handed_since:
-            self._give_up(f"{unacknowledged} bytes unacknowledged, two heartbeats old or more")
+        if len(self._marks) == self._marks.maxlen and pending > handed_since:
+            self._give_up(f"{pending} bytes unacknowledged, two heartbeats old or more")
             return
         self._check_at = self._loop.call_later(self._every_s, self._check)
 
@@ -95,10 +95,10 @@ def tcp_transport(scope: Scope, receive: Receive, send: Send) -> asyncio.Transpo
     sock = transport.get_extra_info("socket")
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None
-    return transport if _unacknowledged(transport) is not None else None
+    return transport if unacknowledged(transport) is not None else None
 
 
-def _unacknowledged(transport: asyncio.Transport) -> int | None:
+def unacknowledged(transport: asyncio.Transport) -> int | None:
     """Bytes handed to ``transport`` that the peer has not acknowledged yet: those still in
     its buffer, and those in the kernel's send queue, sent or not (SIOCOUTQ)."""
     if transport.is_closing():

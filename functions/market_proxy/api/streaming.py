@@ -22,7 +22,7 @@ from market_proxy.api.params import (
     symbol_list,
     symbols_query,
 )
-from market_proxy.api.readers import ReaderWatch, socket_of, tcp_transport
+from market_proxy.api.readers import ReaderWatch, socket_of, tcp_transport, unacknowledged
 from market_proxy.observability import count, logger
 from market_proxy.settings import Settings
 from market_proxy.streams import (
@@ -140,6 +140,7 @@ class EventStream(StreamingResponse):
         transport = tcp_transport(scope, receive, send)
         stalled: list[str] = []
         watch: ReaderWatch | None = None
+        started: list[bool] = []
 
         async def send_or_give_up(message: Message) -> None:
             if transport is not None and transport.is_closing():
@@ -148,6 +149,8 @@ class EventStream(StreamingResponse):
                 return
             if watch is not None:
                 watch.handing(message)
+            if message["type"] == "http.response.start":
+                started.append(True)
             try:
                 async with asyncio.timeout(2 * self._heartbeat_s):
                     await send(message)
@@ -169,12 +172,26 @@ class EventStream(StreamingResponse):
         except TimeoutError:
             if not limit.expired():
                 raise
-            reason = stalled[0] if stalled else "past the time limit"
-            await self._abandon(transport, receive, reason)
+            # Past the time limit with nothing saying the client stopped reading (its events
+            # were late, a busy loop) and all it was sent acknowledged: the response ends as
+            # any does. Else the connection is reset, as for a client that stopped reading.
+            caught_up = transport is not None and unacknowledged(transport) == 0
+            if stalled or not started or not caught_up or not await self._finish(send):
+                await self._abandon(transport, receive, stalled[0] if stalled else "past its time")
         finally:
             if watch is not None:
                 watch.stop()
             await self._events.aclose()
+
+    async def _finish(self, send: Send) -> bool:
+        """End the response (its last chunk), unless that waits on the client."""
+        try:
+            async with asyncio.timeout(self._heartbeat_s):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (TimeoutError, OSError, RuntimeError):
+            return False
+        count("StreamsEndedLate")
+        return True
 
     async def _abandon(
         self, transport: asyncio.Transport | None, receive: Receive, reason: str
