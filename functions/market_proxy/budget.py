@@ -95,8 +95,9 @@ class _Account:
     spent: float = 0.0  # in the current window, by this container
     paused_until: int = 0
     pause_reason: str = ""
-    local_window: int = -1  # the fallback's own window and use, while the table fails
-    local_used: float = 0.0
+    # The fallback's own bucket while the table fails: units, and when it was last filled.
+    local_units: float = 0.0
+    local_at: int | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -246,14 +247,24 @@ class Budget:
         cost: float,
         ceiling: float,
     ) -> bool:
-        """The table cannot be asked: this container's conservative local share."""
+        """The table cannot be asked: this container's conservative local share, a bucket
+        filled at ``BUDGET_FALLBACK_SHARE`` of the fleet's rate and holding one window's
+        share (or one request, if that is more). So a share under one request a window is
+        kept on average too: on an exchange that takes one request a second from the fleet,
+        a container makes one every ten seconds at the default tenth."""
         count("BudgetFallback", exchange=exchange)
-        if account.local_window != window:
-            account.local_window, account.local_used = window, 0.0
-        share = max(cost, ceiling * self._fallback_share)  # one request always fits alone
-        if account.local_used + cost > share:
+        rate = ceiling * self._fallback_share  # units a window
+        most = max(cost, rate)
+        wall = self._wall()
+        if account.local_at is None:
+            units = most
+        else:
+            units = min(most, account.local_units + (wall - account.local_at) / WINDOW_MS * rate)
+        account.local_at = wall
+        if units < cost:
+            account.local_units = units
             return False
-        account.local_used += cost
+        account.local_units = units - cost
         if account.window != window:
             account.window, account.units = window, 0.0
         account.units += cost

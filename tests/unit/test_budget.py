@@ -102,6 +102,28 @@ async def test_when_the_table_fails_each_container_keeps_to_a_small_local_share(
     assert store.calls["take_units"] == 1, "the failing table is then left alone (resting)"
 
 
+async def test_a_local_share_under_one_request_a_window_is_kept_on_average() -> None:
+    # Given an exchange that takes one request a second from the whole fleet, and the table
+    # failing, so that each container keeps to a tenth of that on its own,
+    store, wall = MemoryStore(), Wall()
+    store.failing = "ThrottlingException"
+    one_a_second = Limit(per_window=1, lease=1, reserve=0)
+    container = Budget(
+        store, Outage(5, wall), lambda _: one_a_second, fallback_share=0.1, clock=wall, wall=wall
+    )
+    # when it asks every second for a minute,
+    made = 0
+    for _ in range(60):
+        try:
+            await container.spend("kraken", 1, deadline_ms=wall.now)
+            made += 1
+        except errors.UpstreamBusy:
+            pass
+        wall.now += 1000
+    # then it made one request at once and one every ten seconds after: 6, not 60.
+    assert made == 6
+
+
 async def test_a_request_costlier_than_a_window_still_goes_alone() -> None:
     store, wall = MemoryStore(), Wall()
     container = budget(store, wall)
