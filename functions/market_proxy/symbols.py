@@ -51,6 +51,10 @@ def validate_symbol_text(text: str) -> str:
     return text
 
 
+# Texts a markets snapshot remembers the resolution of (about a megabyte at most).
+_REMEMBERED = 10_000
+
+
 class SymbolIndex:
     """Case-insensitive look-ups over one exchange's markets, built once per markets load."""
 
@@ -58,6 +62,7 @@ class SymbolIndex:
         self._markets = markets
         self._by_symbol: dict[str, str] = {}
         self._by_id: dict[str, str] = {}
+        self._resolved: dict[str, str] = {}
         for symbol, market in markets.items():
             self._by_symbol.setdefault(symbol.upper(), symbol)
             for field in ("id", "altname", "wsId"):
@@ -69,7 +74,19 @@ class SymbolIndex:
                     self._by_id[name.upper()] = symbol
 
     def resolve(self, exchange_id: str, raw: str) -> Mapping[str, Any]:
-        """The market ``raw`` names, or :class:`UnknownMarket` with a few close names."""
+        """The market ``raw`` names, or :class:`UnknownMarket` with a few close names.
+
+        What a text resolved to is remembered (up to ``_REMEMBERED`` texts a snapshot,
+        failures never): a client asks for the same few markets, spelled the same way."""
+        symbol = self._resolved.get(raw)
+        if symbol is not None:
+            return self._markets[symbol]
+        market = self._look_up(exchange_id, raw)
+        if len(self._resolved) < _REMEMBERED:
+            self._resolved[raw] = market["symbol"]
+        return market
+
+    def _look_up(self, exchange_id: str, raw: str) -> Mapping[str, Any]:
         text = validate_symbol_text(raw)
         if text in self._markets:
             return self._markets[text]

@@ -78,6 +78,33 @@ IfNoneMatch = Annotated[
     str | None,
     Header(alias="If-None-Match", description="ETags the client holds: 304 if one matches"),
 ]
+# The cached routes, the hot path, read the service and If-None-Match off the request: each
+# parameter FastAPI resolves costs about 17 µs a request under Mangum, a tenth of the whole
+# handler's time for an answer from memory. The header is documented here instead.
+CONDITIONAL: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "description": "ETags the client holds: 304 if one matches",
+            "schema": {"type": "string"},
+        }
+    ]
+}
+
+
+def service_of(request: Request) -> MarketData:
+    """The container's service (what :data:`Market` gives, without a dependency)."""
+    service: MarketData = request.app.state.market
+    return service
+
+
+def held_etags(request: Request) -> str | None:
+    """The request's If-None-Match, as :data:`CONDITIONAL` documents it."""
+    return request.headers.get("if-none-match")
+
+
 _EPOCH_MS = "[0-9]{1,13}"
 _ISO_8601 = (
     "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?"

@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
+from starlette.requests import Request
 from starlette.responses import Response
 
 from market_proxy import models
 from market_proxy.api.params import (
     CACHED,
+    CONDITIONAL,
     Exchange,
-    IfNoneMatch,
-    Market,
     PerpetualSymbol,
     Symbol,
+    held_etags,
     moment,
     parse_time,
+    service_of,
     symbol_list,
     symbols_query,
 )
@@ -31,22 +33,23 @@ MAX_TICKERS = 50  # what the document states (the default); TICKERS_MAX_SYMBOLS 
     "/ticker/{exchange}/{symbol:path}",
     response_model=models.Ticker,
     responses=CACHED,
+    openapi_extra=CONDITIONAL,
     summary="The latest ticker of one market",
 )
-async def ticker(
-    service: Market, exchange: Exchange, symbol: Symbol, if_none_match: IfNoneMatch = None
-) -> Response:
-    return render(await service.ticker(exchange, symbol), if_none_match)
+async def ticker(request: Request, exchange: Exchange, symbol: Symbol) -> Response:
+    answer = await service_of(request).ticker(exchange, symbol)
+    return render(answer, held_etags(request))
 
 
 @router.get(
     "/tickers/{exchange}",
     response_model=models.Tickers,
     responses=CACHED,
+    openapi_extra=CONDITIONAL,
     summary="The tickers of several markets of one exchange",
 )
 async def tickers(
-    service: Market,
+    request: Request,
     exchange: Exchange,
     symbols: Annotated[
         str,
@@ -54,39 +57,42 @@ async def tickers(
             MAX_TICKERS, "a bad one is reported, never failing the others", room_for=TICKERS_MOST
         ),
     ],
-    if_none_match: IfNoneMatch = None,
 ) -> Response:
+    service = service_of(request)
     chosen = symbol_list(symbols, service.settings.tickers_max_symbols)
-    return render(await service.tickers(exchange, chosen), if_none_match)
+    return render(await service.tickers(exchange, chosen), held_etags(request))
 
 
 @router.get(
     "/orderbook/{exchange}/{symbol:path}",
     response_model=models.OrderBook,
     responses=CACHED,
+    openapi_extra=CONDITIONAL,
     summary="The order book of one market",
 )
 async def order_book(
-    service: Market,
+    request: Request,
     exchange: Exchange,
     symbol: Symbol,
     depth: Annotated[
         int | None,
         Query(description="Levels a side, 1 to ORDERBOOK_MAX_DEPTH (default 20)", ge=1),
     ] = None,
-    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    return render(await service.order_book(exchange, symbol, depth), if_none_match)
+    return render(
+        await service_of(request).order_book(exchange, symbol, depth), held_etags(request)
+    )
 
 
 @router.get(
     "/trades/{exchange}/{symbol:path}",
     response_model=models.Trades,
     responses=CACHED,
+    openapi_extra=CONDITIONAL,
     summary="Recent public trades of one market",
 )
 async def trades(
-    service: Market,
+    request: Request,
     exchange: Exchange,
     symbol: Symbol,
     since: Annotated[str | None, moment("Trades from then on")] = None,
@@ -94,32 +100,34 @@ async def trades(
         int | None,
         Query(description="How many, 1 to TRADES_MAX_LIMIT (default 50), newest last", ge=1),
     ] = None,
-    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    answer = await service.trades(exchange, symbol, since=parse_time("since", since), limit=limit)
-    return render(answer, if_none_match)
+    answer = await service_of(request).trades(
+        exchange, symbol, since=parse_time("since", since), limit=limit
+    )
+    return render(answer, held_etags(request))
 
 
 @router.get(
     "/funding/{exchange}/{symbol:path}",
     response_model=models.Funding,
     responses=CACHED,
+    openapi_extra=CONDITIONAL,
     summary="The current funding of a perpetual swap",
 )
-async def funding(
-    service: Market, exchange: Exchange, symbol: PerpetualSymbol, if_none_match: IfNoneMatch = None
-) -> Response:
-    return render(await service.funding(exchange, symbol), if_none_match)
+async def funding(request: Request, exchange: Exchange, symbol: PerpetualSymbol) -> Response:
+    answer = await service_of(request).funding(exchange, symbol)
+    return render(answer, held_etags(request))
 
 
 @router.get(
     "/compare/{symbol:path}",
     response_model=models.Comparison,
     responses=CACHED,
+    openapi_extra=CONDITIONAL,
     summary="One market's ticker on several exchanges, side by side",
 )
 async def compare(
-    service: Market,
+    request: Request,
     symbol: Symbol,
     exchanges: Annotated[
         str | None,
@@ -129,20 +137,20 @@ async def compare(
             pattern=r"^[ ,]*[A-Za-z][A-Za-z0-9_]*([ ,]*,[ ,]*[A-Za-z][A-Za-z0-9_]*)*[ ,]*$",
         ),
     ] = None,
-    if_none_match: IfNoneMatch = None,
 ) -> Response:
     named = [part.strip() for part in exchanges.split(",") if part.strip()] if exchanges else None
-    return render(await service.compare(symbol, named), if_none_match)
+    return render(await service_of(request).compare(symbol, named), held_etags(request))
 
 
 @router.get(
     "/historical/{exchange}/{symbol:path}",
     response_model=models.Candles,
     responses={**CACHED, 200: {**CACHED[200], "content": {CSV: {"schema": {"type": "string"}}}}},
+    openapi_extra=CONDITIONAL,
     summary="OHLCV candles of one market",
 )
 async def historical(
-    service: Market,
+    request: Request,
     exchange: Exchange,
     symbol: Symbol,
     timeframe: Annotated[
@@ -159,9 +167,8 @@ async def historical(
         Query(description="csv: the candles as text/csv (so does Accept: text/csv)"),
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
-    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    answer = await service.candles(
+    answer = await service_of(request).candles(
         exchange,
         symbol,
         timeframe=timeframe,
@@ -170,5 +177,5 @@ async def historical(
         limit=limit,
     )
     if format == "csv" or (format is None and CSV in (accept or "")):
-        return render_csv(answer, if_none_match)
-    return render(answer, if_none_match)
+        return render_csv(answer, held_etags(request))
+    return render(answer, held_etags(request))
