@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -24,7 +24,7 @@ from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from market_proxy.streams import MAX_SYMBOLS, streams_open
 from tests.support.http import Served, serving
-from tests.support.streams import FAST_STREAMS, open_raw_stream, read_until
+from tests.support.streams import FAST_STREAMS, eventually, open_raw_stream, read_until
 
 pytestmark = pytest.mark.e2e
 STRESS = {**FAST_STREAMS, "stream_min_interval_seconds": 0.05, "stream_max_seconds": 3.0}
@@ -36,15 +36,6 @@ def served(settings: Settings) -> Iterator[Served]:
     app = create_app(MarketData.from_settings(settings.model_copy(update=STRESS)))
     with serving(app) as running:
         yield running
-
-
-def eventually(condition: Callable[[], bool], within: float = CLEANUP_S) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def quiet_baseline(served: Served) -> tuple[int, int]:

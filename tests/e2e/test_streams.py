@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,7 +23,13 @@ from market_proxy.settings import Settings
 from market_proxy.streams import MAX_EVENT_ID_LENGTH, MAX_SYMBOLS, streams_open
 from market_proxy.symbols import MAX_SYMBOL_LENGTH
 from tests.support.http import serve, serving
-from tests.support.streams import FAST_STREAMS, closed_by_server, open_raw_stream, read_until
+from tests.support.streams import (
+    FAST_STREAMS,
+    closed_by_server,
+    eventually,
+    open_raw_stream,
+    read_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -37,15 +43,6 @@ def stream_settings(settings: Settings) -> Settings:
 def url(stream_settings: Settings) -> Iterator[str]:
     with serve(create_app(MarketData.from_settings(stream_settings))) as base:
         yield base
-
-
-def eventually(condition: Callable[[], bool], within: float = 5) -> bool:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def events(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 FAST_STREAMS: dict[str, Any] = {
@@ -59,3 +60,13 @@ def closed_by_server(sock: socket.socket, *, within: float) -> bool:
     except TimeoutError:
         pass
     return False
+
+
+def eventually(condition: Callable[[], bool], within: float = 5.0) -> bool:
+    """Whether ``condition`` holds within ``within`` seconds, polled every 50 ms."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

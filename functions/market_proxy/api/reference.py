@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from starlette.requests import Request
 from starlette.responses import Response
 
 from market_proxy import models
 from market_proxy.api import problems, schemas
-from market_proxy.api.params import CACHED, Exchange, IfNoneMatch, Market
+from market_proxy.api.params import CACHED, CONDITIONAL, Exchange, Market, held_etags, service_of
 from market_proxy.api.rendering import json_response, render
 from market_proxy.catalog import MarketQuery
 
@@ -27,10 +28,11 @@ async def exchanges(service: Market) -> Response:
     "/markets/{exchange}",
     response_model=models.Markets,
     responses=CACHED,
+    openapi_extra=CONDITIONAL,
     summary="An exchange's markets, filtered and paged",
 )
 async def markets(
-    service: Market,
+    request: Request,
     exchange: Exchange,
     q: Annotated[
         str | None,
@@ -49,10 +51,10 @@ async def markets(
     cursor: Annotated[
         str | None, Query(description="A next_cursor of the same query", max_length=64)
     ] = None,
-    if_none_match: IfNoneMatch = None,
 ) -> Response:
     query = MarketQuery(q=q, type=type, base=base, quote=quote, active=active, cursor=cursor)
-    return render(await service.markets(exchange, query, limit=limit), if_none_match)
+    answer = await service_of(request).markets(exchange, query, limit=limit)
+    return render(answer, held_etags(request))
 
 
 @router.get(
