@@ -159,7 +159,8 @@ def _loaders(
 ) -> Callable[[str], Callable[[], Awaitable[dict[str, Any]]]]:
     """Per symbol, what loads its ticker: one shared ``fetch_tickers`` of every symbol in
     ``batch`` (made by the first loader the engine runs, if any), else its own
-    ``fetch_ticker`` (also for a symbol the batch answer left out)."""
+    ``fetch_ticker`` (also for a symbol the batch answer left out, or every symbol when the
+    exchange refused the batch as a whole)."""
     shared: asyncio.Task[Any] | None = None
     batched = venue.has("fetchTickers") and len(batch) > 1
 
@@ -178,7 +179,10 @@ def _loaders(
             if batched and symbol in batch:
                 if shared is None:
                     shared = asyncio.ensure_future(fetch_all())
-                answered = await asyncio.shield(shared)
+                try:
+                    answered = await asyncio.shield(shared)
+                except errors.RejectedByExchange:
+                    answered = None  # the batch, not this symbol (one may have been delisted)
                 raw = answered.get(symbol) if isinstance(answered, Mapping) else None
             if raw is None:
                 raw = await one()

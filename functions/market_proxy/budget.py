@@ -4,7 +4,9 @@ An exchange limits what one address or account may ask, however many containers 
 every container takes its upstream calls out of one budget per exchange kept in the table:
 a window counter (one item per exchange, one window a second) from which a container takes
 a *lease* of several units with one conditional write, and spends it locally, so the table
-is written once per lease, not once per call. Units are ccxt's own costs (its endpoint
+is written once per lease, not once per call. A request costlier than what a window holds
+overdraws it, and the next windows start with the debt (:func:`carried`): a bucket's
+average rate, with a counter's one item. Units are ccxt's own costs (its endpoint
 weights), so an exchange that limits by weight is budgeted by weight; ccxt's per-client
 limiter stays on under it.
 
@@ -71,14 +73,40 @@ class Granted:
     left: float | None = None  # the window's units the fleet has not taken yet, if known
 
 
+def carried(used: float, held: int, window: int, per_window: float) -> float:
+    """What window ``held`` (which used ``used``) still owes to ``window``, a later one
+    (windows are named by their start, epoch ms).
+
+    The budget refills ``per_window`` units a window, like a bucket: a request costlier
+    than one window (Binance's every-ticker call, 40 units of a 20-unit second) or than the
+    whole window of a slow exchange (one request every three seconds) overdraws its window,
+    and the windows after it start with the debt, so the exchange's rate holds on average.
+    """
+    if held < 0 or window <= held:
+        return 0.0
+    return max(0.0, used - per_window * (window - held) / WINDOW_MS)
+
+
+def room_for(used: float, units: float, least: float, ceiling: float) -> float:
+    """The units a window holding ``used`` (out of ``ceiling``) grants to a lease of up to
+    ``units``: what is left, up to ``units``, but at least ``least`` (the request's own
+    cost) while anything is left at all; none once the window is spent. A request costlier
+    than what is left overdraws the window, and the windows after it pay (:func:`carried`)."""
+    if used >= ceiling:
+        return 0.0
+    return max(least, min(units, ceiling - used))
+
+
 class BudgetStore(Protocol):
     """The budget's port (the cache table's adapter implements it)."""
 
     async def take_units(
-        self, key: str, window: int, units: float, ceiling: float, now_ms: int
+        self, key: str, window: int, units: float, ceiling: float, now_ms: int, *, least: float
     ) -> Granted:
-        """Add ``units`` to the window's use unless that would pass ``ceiling`` or the
-        exchange is paused; what was granted, and the pause in force."""
+        """Add up to ``units`` (at least ``least``, else none) to the window's use, as
+        :func:`room_for` allows, unless the exchange is paused; what was granted, and the
+        pause in force. A window opened after one that was overdrawn starts with what is
+        still owed (:func:`carried`)."""
         ...
 
     async def pause(self, key: str, until_ms: int, reason: str) -> None:
@@ -222,7 +250,7 @@ class Budget:
         if store is not None:
             try:
                 granted = await store.take_units(
-                    BudgetKey(exchange).text, window, want, ceiling, now
+                    BudgetKey(exchange).text, window, want, ceiling, now, least=cost
                 )
             except CacheUnavailable as exc:
                 self._outage.failed(exc)

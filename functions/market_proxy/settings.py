@@ -14,16 +14,19 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _MIB = 1024 * 1024
-# The largest answer an exchange may send, per kind of call: a ticker is a few hundred
-# bytes, every ticker of an exchange a few megabytes, Binance's markets about twenty.
+# The most an exchange's answers to one call may hold together, per kind of call: a ticker
+# is a few hundred bytes, every ticker of an exchange a few megabytes, Binance's markets
+# (every answer of the download together) about twenty. What ccxt parses out of JSON takes
+# ten to twenty times its size in memory: these keep the worst case under the API
+# function's 1,024 MB.
 ANSWER_CAPS: dict[str, int] = {
     "ticker": 1 * _MIB,
     "funding": 1 * _MIB,
     "orderbook": 8 * _MIB,
     "trades": 8 * _MIB,
     "ohlcv": 8 * _MIB,
-    "tickers": 32 * _MIB,
-    "markets": 64 * _MIB,
+    "tickers": 8 * _MIB,
+    "markets": 40 * _MIB,
     "other": 8 * _MIB,
 }
 

@@ -159,3 +159,62 @@ async def test_refusals_under_a_fleet_pause_leave_the_containers_circuit_closed(
     finally:
         await met.close()
         await other.close()
+
+
+async def test_the_answers_of_one_markets_download_share_one_cap(
+    settings: Settings, sim: ExchangeSim
+) -> None:
+    # Given a markets cap of 1 MiB, and an exchange whose markets answers (ccxt asks for
+    # spot, linear and inverse at once) are each 700 KiB, under the cap alone,
+    capped = settings.model_copy(update={"upstream_max_bytes": {**ANSWER_CAPS, "markets": MIB}})
+    sim.inject("binance", "huge", endpoint="markets", times=10, size_bytes=700 * 1024)
+    service = MarketData.from_settings(capped)
+    try:
+        # when the markets are loaded,
+        with pytest.raises(errors.UpstreamBadResponse) as refused:
+            await service.load_markets("binance")
+    finally:
+        await service.close()
+    # then together they are past it: refused as too large, not read to the end.
+    assert "larger than" in refused.value.detail
+
+
+async def test_a_batch_refused_for_one_delisted_symbol_fails_that_symbol_only(
+    service: MarketData, sim: ExchangeSim, settings: Settings
+) -> None:
+    symbols = spot_symbols(sim, "binance")[:3]
+    await service.load_markets("binance")
+    # Given an exchange that refuses a batch of tickers with its "invalid symbol" (as Binance
+    # does when one symbol of it was just delisted), and the single ticker of that symbol too,
+    sim.inject("binance", "unknown_market", endpoint="tickers")
+    sim.inject("binance", "unknown_market", endpoint="ticker")
+    # when a batch of three is asked for,
+    answer = await service.tickers("binance", symbols)
+    # then one symbol is reported as unknown, and the two others are answered,
+    assert len(answer.data["errors"]) == 1
+    assert [problem["code"] for problem in answer.data["errors"].values()] == ["unknown_market"]
+    assert len(answer.data["tickers"]) == 2
+    # and another container on the same table does not take the others for unknown markets.
+    other = MarketData.from_settings(settings)
+    try:
+        for symbol in answer.data["tickers"]:
+            assert (await other.ticker("binance", symbol)).data["last"] > 0
+    finally:
+        await other.close()
+
+
+async def test_a_not_found_to_the_markets_download_is_the_exchange_failing(
+    settings: Settings, sim: ExchangeSim
+) -> None:
+    # Given an exchange that answers its markets download with "invalid symbol",
+    sim.inject("binance", "unknown_market", endpoint="markets", times=10)
+    service = MarketData.from_settings(settings)
+    try:
+        # when a ticker is asked for before any markets were known,
+        with pytest.raises(errors.ProxyError) as failed:
+            await service.ticker("binance", "BTC/USDT")
+    finally:
+        await service.close()
+    # then it is the exchange being unavailable, to retry, not a market that does not exist.
+    assert failed.value.code == "upstream_unavailable"
+    assert failed.value.retryable

@@ -42,6 +42,15 @@ class Served:
         """How many asyncio tasks the server's loop holds, not counting this question."""
         return self.call(lambda: len(asyncio.all_tasks()) - 1)
 
+    def refreshing(self) -> int:
+        """How many cache refreshes (a caller's or ahead of expiry) the server's loop is running."""
+        return self.call(
+            lambda: sum(
+                getattr(task.get_coro(), "__qualname__", "").startswith("ReadThrough.")
+                for task in asyncio.all_tasks()
+            )
+        )
+
     def write_buffers(self) -> list[int]:
         """Bytes waiting in each open connection's transport, not yet taken by the kernel."""
         return self.call(

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
-from market_proxy.budget import Granted
+from market_proxy.budget import Granted, carried, room_for
 from market_proxy.cache.entry import CachedError, Entry, StoredItem
 from market_proxy.cache.store import CacheUnavailable
 
@@ -92,7 +92,7 @@ class MemoryStore:
         return dict(total)
 
     async def take_units(
-        self, key: str, window: int, units: float, ceiling: float, now_ms: int
+        self, key: str, window: int, units: float, ceiling: float, now_ms: int, *, least: float
     ) -> Granted:
         self._enter("take_units")
         held_window, used, paused, reason = self.budgets.get(key, (-1, 0.0, 0, ""))
@@ -100,13 +100,10 @@ class MemoryStore:
             return Granted(0.0, paused, reason)
         window = max(window, held_window)
         if held_window != window:
-            used = 0.0
-        ceiling = max(ceiling, units)
-        granted = min(units, max(0.0, ceiling - used))
-        if granted < min(units, 1.0):
-            return Granted(0.0)
+            used = carried(used, held_window, window, ceiling)
+        granted = room_for(used, units, least, ceiling)
         self.budgets[key] = (window, used + granted, paused, reason)
-        return Granted(granted, left=ceiling - used - granted)
+        return Granted(granted, left=max(0.0, ceiling - used - granted))
 
     async def pause(self, key: str, until_ms: int, reason: str) -> None:
         self._enter("pause")

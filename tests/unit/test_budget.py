@@ -3,6 +3,8 @@ and the local share when the table fails. Time is driven: a wall clock the test 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from market_proxy import errors
@@ -130,3 +132,48 @@ async def test_a_request_costlier_than_a_window_still_goes_alone() -> None:
     await container.spend("binance", 25, deadline_ms=wall.now)
     with pytest.raises(errors.UpstreamBusy):
         await container.spend("binance", 1, deadline_ms=wall.now)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def fleet_store(request: pytest.FixtureRequest) -> Any:
+    """The budget's table: the in-memory one the tests above use, and the real adapter's
+    conditional writes on moto."""
+    if request.param == "memory":
+        return MemoryStore()
+    return request.getfixturevalue("store")
+
+
+@pytest.mark.parametrize(
+    ("per_window", "cost", "most"),
+    [
+        (1 / 3, 1, 10),  # a slow exchange (ccxt's rateLimit 3000 ms): one request in three s
+        (20, 40, 15),  # a request of 40 units on a 20-unit second (Binance's every ticker)
+        (1, 1.2, 26),  # Kraken's candles: 1.2 units a request on one unit a second
+    ],
+)
+async def test_requests_costlier_than_a_window_keep_the_exchanges_rate_on_average(
+    fleet_store: Any, per_window: float, cost: float, most: int
+) -> None:
+    wall = Wall()
+    limit = Limit(per_window=per_window, lease=1, reserve=0)
+    fleet = [
+        Budget(
+            fleet_store,
+            Outage(5, wall),
+            lambda _exchange: limit,
+            fallback_share=0.2,
+            clock=wall,
+            wall=wall,
+        )
+        for _ in range(4)
+    ]
+    # Given four containers that each ask as often as they can for thirty seconds,
+    made = 0
+    for _ in range(30):
+        for container in fleet:
+            made += await spend_all(container, wall, cost)
+        wall.now += 1000
+    # then the fleet spent what the exchange refills in thirty seconds (and one request ahead).
+    assert made * cost <= per_window * 30 + cost
+    assert made <= most
+    assert made * cost >= per_window * 30 - 2 * cost, "and the budget was used, not wasted"

@@ -4,10 +4,9 @@ per exchange holding the current window's use and any pause; see :mod:`market_pr
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Any
 
-from market_proxy.budget import Granted
+from market_proxy.budget import Granted, carried, room_for
 from market_proxy.cache.codec import expires_at
 from market_proxy.cache.store import ConditionFailed
 
@@ -23,13 +22,14 @@ class BudgetItems:
         raise NotImplementedError
 
     async def take_units(
-        self, key: str, window: int, units: float, ceiling: float, now_ms: int
+        self, key: str, window: int, units: float, ceiling: float, now_ms: int, *, least: float
     ) -> Granted:
         """Units of the current window's budget, with one conditional write (two when the
         window is new, three when only a remainder is left); see :mod:`market_proxy.budget`."""
-        wanted = units
-        # One request costlier than a whole window's budget may still have a window alone.
-        ceiling = max(ceiling, units)
+        # The condition: the window holds no more than leaves room for what is asked, or (a
+        # request overdrawing what is left) no more than was seen left when it was asked.
+        wanted = least if least > ceiling else units
+        most_used = max(0.0, ceiling - wanted)
         for _ in range(4):
             try:
                 updated = await self._call(
@@ -45,7 +45,7 @@ class BudgetItems:
                     ExpressionAttributeValues={
                         ":u": {"N": repr(wanted)},
                         ":w": {"N": str(window)},
-                        ":room": {"N": repr(ceiling - wanted)},
+                        ":room": {"N": repr(most_used)},
                         ":now": {"N": str(now_ms)},
                         ":expires": expires_at(now_ms + _BUDGET_KEEP_MS),
                     },
@@ -60,16 +60,19 @@ class BudgetItems:
             if paused > now_ms:
                 return Granted(0.0, paused, old.get("pause_reason", {}).get("S", ""))
             held = int(float(old.get("window", {}).get("N", "-1")))
+            used_before = float(old.get("used", {}).get("N", "0"))
             if held > window:
                 # Another container's clock is ahead of this one's: join its window.
                 window = held
                 continue
             if held == window:
-                left = math.floor(ceiling - float(old.get("used", {}).get("N", "0")))
-                if left < 1:
+                wanted = room_for(used_before, wanted, least, ceiling)
+                if wanted <= 0:
                     return Granted(0.0)
-                wanted = min(wanted, float(left))
+                most_used = max(used_before, ceiling - wanted)
                 continue
+            owed = carried(used_before, held, window, ceiling)
+            granted = room_for(owed, wanted, least, ceiling)
             with contextlib.suppress(ConditionFailed):  # another container opened it first
                 await self._call(
                     "update_item",
@@ -82,14 +85,13 @@ class BudgetItems:
                     ),
                     ExpressionAttributeNames={"#w": "window", "#used": "used"},
                     ExpressionAttributeValues={
-                        ":u": {"N": repr(min(wanted, ceiling))},
+                        ":u": {"N": repr(owed + granted)},
                         ":w": {"N": str(window)},
                         ":now": {"N": str(now_ms)},
                         ":expires": expires_at(now_ms + _BUDGET_KEEP_MS),
                     },
                 )
-                granted = min(wanted, ceiling)
-                return Granted(granted, left=ceiling - granted)
+                return Granted(granted, left=max(0.0, ceiling - owed - granted))
         return Granted(0.0, left=0.0)
 
     async def pause(self, key: str, until_ms: int, reason: str) -> None:

@@ -6,7 +6,10 @@ exchange client's HTTP session reads answers through a response class that stops
 reading at the cap in force for the current task (set by the gateway per call, from
 ``UPSTREAM_MAX_BYTES``) and raises; ccxt wraps it as a failed
 request, which the service answers as an unreadable answer (502) and keeps nothing of.
-The cap counts the bytes after decompression, so a compressed bomb is cut as early.
+The cap counts the bytes after decompression, so a compressed bomb is cut as early, and it
+is one allowance for the whole call, not for each answer: ccxt loads an exchange's markets
+with several requests at once (spot, linear, inverse, options), each of which could
+otherwise come close to the cap.
 """
 
 from __future__ import annotations
@@ -19,14 +22,25 @@ from typing import Any
 
 _CHUNK = 64 * 1024
 
-# The most bytes an answer read in the current task may hold (None: no cap).
-_cap: ContextVar[int | None] = ContextVar("answer_cap", default=None)
+
+class _Allowance:
+    """What the answers of one call may still hold; shared by the tasks the call starts."""
+
+    __slots__ = ("cap", "left")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.left = cap
+
+
+# The allowance of the call in the current task (None: no cap).
+_cap: ContextVar[_Allowance | None] = ContextVar("answer_cap", default=None)
 
 
 @contextmanager
 def capped(most_bytes: int | None) -> Iterator[None]:
-    """Answers read inside the block hold at most ``most_bytes`` (None: no cap)."""
-    token = _cap.set(most_bytes)
+    """Answers read inside the block hold at most ``most_bytes`` together (None: no cap)."""
+    token = _cap.set(_Allowance(most_bytes) if most_bytes is not None else None)
     try:
         yield
     finally:
@@ -54,25 +68,24 @@ def response_class() -> type[Any]:
 
     class CappedResponse(aiohttp.ClientResponse):
         async def read(self) -> bytes:
-            cap = _cap.get()
-            if self._body is None and cap is not None:
+            allowance = _cap.get()
+            if self._body is None and allowance is not None:
                 try:
-                    self._body = await self._read_up_to(cap)
+                    self._body = await self._read_up_to(allowance)
                 except BaseException:
                     self.close()  # the rest is never read: the connection is dropped
                     raise
             return await super().read()
 
-        async def _read_up_to(self, cap: int) -> bytes:
+        async def _read_up_to(self, allowance: _Allowance) -> bytes:
             declared = self.content_length
-            if declared is not None and declared > cap:
-                raise AnswerTooLarge(cap)
+            if declared is not None and declared > allowance.left:
+                raise AnswerTooLarge(allowance.cap)
             chunks: list[bytes] = []
-            held = 0
             async for chunk in self.content.iter_chunked(_CHUNK):
-                held += len(chunk)
-                if held > cap:
-                    raise AnswerTooLarge(cap)
+                allowance.left -= len(chunk)
+                if allowance.left < 0:
+                    raise AnswerTooLarge(allowance.cap)
                 chunks.append(chunk)
             return b"".join(chunks)
 

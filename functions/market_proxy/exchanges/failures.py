@@ -13,6 +13,7 @@ def from_ccxt(
     *,
     retry_after: float | None = None,
     status: int | None = None,
+    what: str = "ticker",
 ) -> errors.ProxyError:
     """Translate one exception raised while talking to an exchange into the client's error.
 
@@ -28,6 +29,13 @@ def from_ccxt(
     The detail is written here, never copied from the exception: ccxt's messages carry the
     request URL and the exchange's raw body, which are not the client's business and may
     hold what an operator configured (a proxy's credentials, a private API URL).
+
+    "No such market" (``unknown_market``, remembered for every container) is read only from
+    an answer to a request about one market (``what`` the call was): a batch the exchange refuses
+    because one of its symbols was just delisted says nothing of the others (the batch is
+    :class:`errors.RejectedByExchange`, which its caller answers symbol by symbol), and a
+    "not found" to the download of all markets is the exchange failing, not every market
+    gone (:class:`errors.UpstreamUnavailable`, so the last snapshot is served meanwhile).
     """
     from ccxt.base import errors as ccxt_errors  # deferred: ccxt is heavy to import
 
@@ -67,6 +75,13 @@ def from_ccxt(
             f"{exchange_id} is unavailable or unreachable", retry_after=retry_after or 5.0
         )
     if isinstance(exc, ccxt_errors.BadSymbol) or _no_such_market(exc, status):
+        if what == "markets":
+            return errors.UpstreamUnavailable(
+                f"{exchange_id} answered its markets download with 'not found'",
+                retry_after=retry_after or 5.0,
+            )
+        if what == "tickers":
+            return errors.RejectedByExchange(f"{exchange_id} rejected the batch of symbols")
         return errors.UnknownMarket(f"{exchange_id} has no such market")
     if isinstance(exc, ccxt_errors.NotSupported):
         return errors.NotSupported(f"{exchange_id} does not offer this")

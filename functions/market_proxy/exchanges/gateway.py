@@ -256,7 +256,7 @@ class ExchangeGateway:
             cap = self._settings.retry_after_max_seconds
             asked = retry_after(seen.headers, cap, self._clock()) if seen is not None else None
             status = seen.status if seen is not None else None
-            error = from_ccxt(exc, exchange_id, retry_after=asked, status=status)
+            error = from_ccxt(exc, exchange_id, retry_after=asked, status=status, what=what)
             paused = attempt.failed(error, retry_after=asked)
             if paused is not None:
                 error.retry_after = paused  # no call will be made before then
