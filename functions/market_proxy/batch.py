@@ -42,6 +42,11 @@ class Batch:
         self._gateway = gateway
         self._ticker = ticker
         self._noted = noted
+        # Per exchange and kind of market whose batch of tickers came without bid and ask:
+        # whether its single tickers hold them (Coinbase Exchange's batch reads spark-lines,
+        # last prices only; Binance's swaps have none either way). Where they do, its
+        # tickers are fetched one by one.
+        self._thin_batches: dict[tuple[Any, ...], bool] = {}
 
     async def tickers(self, exchange: str, symbols: Sequence[str]) -> Answer:
         """See :meth:`MarketData.tickers`."""
@@ -64,7 +69,7 @@ class Batch:
         keys = {symbol: MarketKey(Kind.TICKER, venue.id, symbol) for symbol in markets}
         now = self._clock()
         stale = [s for s, key in keys.items() if not _fresh(self._memory, key.text, now)]
-        loader = _loaders(self._gateway, venue, markets, stale)
+        loader = _loaders(self._gateway, venue, markets, stale, self._thin_batches)
         policy = self._settings.ticker_policy
         with fanning_out():
             got = await asyncio.gather(
@@ -156,34 +161,47 @@ def _loaders(
     venue: Venue,
     markets: Mapping[str, Mapping[str, Any]],
     batch: list[str],
+    thin: dict[tuple[Any, ...], bool],
 ) -> Callable[[str], Callable[[], Awaitable[dict[str, Any]]]]:
-    """Per symbol, what loads its ticker: one shared ``fetch_tickers`` of every symbol in
-    ``batch`` (made by the first loader the engine runs, if any), else its own
-    ``fetch_ticker`` (also for a symbol the batch answer left out, or every symbol when the
-    exchange refused the batch as a whole)."""
-    shared: asyncio.Task[Any] | None = None
-    batched = venue.has("fetchTickers") and len(batch) > 1
-
-    async def fetch_all() -> Any:
-        return await gateway.call(venue.id, "tickers", lambda: venue.client.fetch_tickers(batch))
+    """Per symbol, what loads its ticker: one shared ``fetch_tickers`` of the symbols in
+    ``batch`` of its kind of market (made by the first loader the engine runs, if any; ccxt
+    refuses spot and swaps in one batch on most exchanges), else its own ``fetch_ticker``
+    (also for a symbol the batch answer left out, or every symbol when the exchange refused
+    the batch as a whole). A batch whose tickers hold no bid and no ask, where the single
+    ticker does, is not what ``/ticker`` answers (and fills the same cache): the first such
+    answer is compared with a single ticker, the verdict kept in ``thin``, and where the
+    single is richer the exchange's tickers of that kind are fetched one by one."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for symbol in batch:
+        groups.setdefault(_kind_of(markets[symbol]), []).append(symbol)
+    shared: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+    batched = venue.has("fetchTickers")
 
     def loader(symbol: str) -> Callable[[], Awaitable[dict[str, Any]]]:
         market = markets[symbol]
+        kind = _kind_of(market)
+        together = groups.get(kind, [])
 
         async def one() -> Any:
             return await gateway.call(venue.id, "ticker", lambda: venue.client.fetch_ticker(symbol))
 
         async def load() -> dict[str, Any]:
-            nonlocal shared
             raw = None
-            if batched and symbol in batch:
-                if shared is None:
-                    shared = asyncio.ensure_future(fetch_all())
+            if batched and len(together) > 1 and not thin.get((venue.id, *kind), False):
+                if kind not in shared:
+                    shared[kind] = asyncio.ensure_future(
+                        gateway.call(
+                            venue.id, "tickers", lambda: venue.client.fetch_tickers(together)
+                        )
+                    )
                 try:
-                    answered = await asyncio.shield(shared)
+                    answered = await asyncio.shield(shared[kind])
                 except errors.RejectedByExchange:
                     answered = None  # the batch, not this symbol (one may have been delisted)
                 raw = answered.get(symbol) if isinstance(answered, Mapping) else None
+                if _no_quotes(raw) and (venue.id, *kind) not in thin:
+                    raw = await one()
+                    thin[(venue.id, *kind)] = not _no_quotes(raw)
             if raw is None:
                 raw = await one()
             return normalize.ticker(venue.id, market, raw)
@@ -191,6 +209,15 @@ def _loaders(
         return load
 
     return loader
+
+
+def _no_quotes(raw: Any) -> bool:
+    return isinstance(raw, Mapping) and raw.get("bid") is None and raw.get("ask") is None
+
+
+def _kind_of(market: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What ccxt's batches of tickers keep together: markets of one type and settlement."""
+    return (market.get("type"), bool(market.get("inverse")))
 
 
 def _combined(

@@ -309,3 +309,12 @@ def test_problems_of_the_new_kinds_are_problem_json(
         assert problem(response)["code"] == code
     else:  # reported inside the answer, never failing it
         assert "unknown_market" in response.text
+
+
+def test_a_malformed_symbol_in_a_batch_is_reported_alone(client: httpx.Client) -> None:
+    response = client.get("/tickers/binance", params={"symbols": "BTC-USDT,BTC#USDT,$PEPE/USDT"})
+    assert response.status_code == 200
+    answer = response.json()
+    assert list(answer["tickers"]) == ["BTC/USDT"]
+    assert {p["code"] for p in answer["errors"].values()} == {"invalid_parameter"}
+    assert set(answer["errors"]) == {"BTC#USDT", "$PEPE/USDT"}

@@ -33,7 +33,11 @@ async def market(settings: Settings, clock: SharedClock) -> AsyncIterator[Market
     await service.close()
 
 
-@pytest.mark.parametrize("exchange", EXCHANGES)
+# Coinbase Exchange's batch (spark-lines) holds last prices only: see the test after this one.
+FULL_BATCHES = [exchange for exchange in EXCHANGES if exchange != "coinbaseexchange"]
+
+
+@pytest.mark.parametrize("exchange", FULL_BATCHES)
 async def test_a_batch_costs_one_call_and_fills_the_entries_single_tickers_read(
     market: MarketData, sim: ExchangeSim, exchange: str
 ) -> None:
@@ -61,6 +65,36 @@ async def test_a_batch_costs_one_call_and_fills_the_entries_single_tickers_read(
             k: v for k, v in batch.data["tickers"][symbol].items() if k != "freshness"
         }
     assert sim.calls(exchange) == 1
+
+
+async def test_a_batch_without_bid_and_ask_is_not_kept_as_tickers(
+    market: MarketData, sim: ExchangeSim
+) -> None:
+    await market.load_markets("coinbaseexchange")
+    symbols = ["BTC/USD", "ETH/USD"]
+    # Given an exchange whose batch of tickers carries last prices only,
+    first = await market.tickers("coinbaseexchange", symbols)
+    # then the batch's tickers are each fetched alone, as /ticker would, with bid and ask,
+    assert all(first.data["tickers"][s]["bid"] is not None for s in symbols)
+    assert sim.calls("coinbaseexchange", "ticker") == len(symbols)
+    # and the next batch goes to single tickers at once, without the batch call.
+    sim.reset_calls()
+    await market.tickers("coinbaseexchange", ["SOL/USD", "BTC/USDT"])
+    assert sim.calls("coinbaseexchange", "tickers") == 0
+    assert sim.calls("coinbaseexchange", "ticker") == 2
+
+
+@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx"])
+async def test_a_batch_of_spot_and_swaps_is_one_call_per_kind(
+    market: MarketData, sim: ExchangeSim, exchange: str
+) -> None:
+    await market.load_markets(exchange)
+    sim.reset_calls()
+    # ccxt refuses a batch mixing market types on these exchanges.
+    batch = await market.tickers(exchange, [SPOT, "ETH/USDT", PERP, "ETH/USDT:USDT"])
+    assert batch.data["errors"] == {}
+    assert len(batch.data["tickers"]) == 4
+    assert sim.calls(exchange, "tickers") <= 2
 
 
 async def test_a_batch_asks_only_for_what_single_tickers_have_not_cached(

@@ -149,18 +149,19 @@ def symbols_query(most: int, what: str, *, room_for: int | None = None) -> Any:
     )
 
 
-def symbol_list(text: str, most: int) -> list[str]:
+def symbol_list(text: str, most: int, *, each_checked: bool = True) -> list[str]:
     """The symbols ``text`` names, each once: 1 to ``most`` of them, comma-separated.
 
-    Raises :class:`errors.InvalidParameter`; each symbol's text is checked when resolved.
+    Raises :class:`errors.InvalidParameter`, also for a symbol whose text cannot name any
+    market, unless ``each_checked`` is off (the answer then reports that symbol alone).
     """
     named = [part for part in (item.strip(" ") for item in text.split(",")) if part]
     if not 1 <= len(named) <= most:
         raise errors.InvalidParameter(
             "symbols", f"give 1 to {most} comma-separated symbols", valid=f"1..{most}"
         )
-    for symbol in named:  # text that cannot name any market is a malformed request
-        validate_symbol_text(symbol)
+    for symbol in named if each_checked else ():
+        validate_symbol_text(symbol)  # text that cannot name any market: a malformed request
     return list(dict.fromkeys(named))
 
 

@@ -59,7 +59,8 @@ async def tickers(
     ],
 ) -> Response:
     service = service_of(request)
-    chosen = symbol_list(symbols, service.settings.tickers_max_symbols)
+    # One malformed symbol is reported under errors, like one the exchange does not list.
+    chosen = symbol_list(symbols, service.settings.tickers_max_symbols, each_checked=False)
     return render(await service.tickers(exchange, chosen), held_etags(request))
 
 
