@@ -7,6 +7,7 @@ Nothing else in the code base reads ``os.environ``: handlers build :class:`Setti
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, Self
@@ -14,6 +15,18 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _MIB = 1024 * 1024
+# What EXCHANGE_LIMITS may state for an exchange (see limits.py and exchanges/signals.py).
+_LIMIT_KEYS = frozenset(
+    {
+        "per_second",
+        "requests_per_second",
+        "lease",
+        "reserve",
+        "weight_header",
+        "weight_limit",
+        "weight_window_s",
+    }
+)
 # The most an exchange's answers to one call may hold together, per kind of call: a ticker
 # is a few hundred bytes, every ticker of an exchange a few megabytes, Binance's markets
 # (every answer of the download together) about twenty. What ccxt parses out of JSON takes
@@ -148,10 +161,11 @@ class Settings(BaseModel):
     tickers_max_symbols: int = Field(default=50, ge=1, le=TICKERS_MOST)
     markets_max_limit: int = Field(default=500, ge=1)
     markets_default_limit: int = Field(default=100, ge=1)
-    # MCP tools (POST /mcp): the most bytes of JSON one tool result's data may take (its
-    # structuredContent; the text block repeats it). Rows past it (candles, trades, markets,
-    # tickers) are left out and the result says so. 48 KiB of numbers is about 20,000 tokens,
-    # under what MCP clients take from one tool (Claude Code: 25,000 by default).
+    # MCP tools (POST /mcp): the most bytes one tool result takes as sent, its
+    # structuredContent and the text block that repeats it both counted (so the data takes
+    # a little under half). Rows past it (candles, trades, markets, tickers) are left out and
+    # the result says so. 48 KiB is about 20,000 tokens, under what MCP clients take from
+    # one tool (Claude Code: 25,000 by default).
     mcp_max_result_bytes: int = Field(default=49152, ge=1024)
 
     # Live streams (SSE).
@@ -226,6 +240,30 @@ class Settings(BaseModel):
     def _parse_options(cls, value: object) -> object:
         if isinstance(value, str):
             value = json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("exchange_limits")
+    @classmethod
+    def _checked_limits(
+        cls, value: dict[str, dict[str, int | float | str]]
+    ) -> dict[str, dict[str, int | float | str]]:
+        for exchange_id, given in value.items():
+            if not exchange_id.isidentifier() or not exchange_id.islower():
+                raise ValueError(f"{exchange_id!r} is not a ccxt exchange id")
+            for name, setting in given.items():
+                if name not in _LIMIT_KEYS:
+                    raise ValueError(
+                        f"{exchange_id}: {name!r} is not one of {', '.join(sorted(_LIMIT_KEYS))}"
+                    )
+                numeric = name != "weight_header"
+                if numeric and (
+                    isinstance(setting, bool | str)
+                    or not math.isfinite(setting)
+                    or setting < (0 if name == "reserve" else 1e-9)
+                ):
+                    raise ValueError(f"{exchange_id}: {name} must be a positive number")
+                if not numeric and not isinstance(setting, str):
+                    raise ValueError(f"{exchange_id}: weight_header must be a header's name")
         return value
 
     @property

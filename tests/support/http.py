@@ -46,7 +46,7 @@ class Served:
         """How many cache refreshes (a caller's or ahead of expiry) the server's loop is running."""
         return self.call(
             lambda: sum(
-                getattr(task.get_coro(), "__qualname__", "").startswith("ReadThrough.")
+                str(getattr(task.get_coro(), "__qualname__", "")).startswith("ReadThrough.")
                 for task in asyncio.all_tasks()
             )
         )

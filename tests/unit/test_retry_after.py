@@ -7,7 +7,7 @@ import email.utils
 
 import pytest
 
-from market_proxy.exchanges.signals import retry_after
+from market_proxy.exchanges.signals import retry_after, weight_pause
 
 NOW_MS = 1_800_000_000_000
 CAP = 3600.0
@@ -48,3 +48,9 @@ def test_a_date_past_or_far_ahead_is_none_or_the_cap() -> None:
 
 def test_no_retry_after_is_none() -> None:
     assert retry_after({"Content-Type": "application/json"}, CAP, NOW_MS) is None
+
+
+def test_used_weight_is_read_whatever_case_the_header_is_named_in() -> None:
+    limit = {"weight_header": "X-MBX-USED-WEIGHT-1M", "weight_limit": 100}
+    assert weight_pause({"x-mbx-used-weight-1m": "95"}, limit, NOW_MS) == NOW_MS + 60_000
+    assert weight_pause({"X-Mbx-Used-Weight-1m": "10"}, limit, NOW_MS) is None

@@ -1,5 +1,6 @@
 import pytest
 
+from market_proxy.exchanges.clients import new_client
 from market_proxy.settings import Settings, SettingsError
 
 
@@ -49,3 +50,30 @@ def test_aws_default_region_is_used_when_aws_region_is_not_set() -> None:
 def test_a_bad_variable_is_named_in_the_error(name: str, value: str, mentioned: str) -> None:
     with pytest.raises(SettingsError, match=mentioned):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize(
+    ("limits", "mentioned"),
+    [
+        ('{"binance": {"per_secnd": 5}}', "per_secnd"),
+        ('{"Binance": {"per_second": 5}}', "Binance"),
+        ('{"binance": {"per_second": -1}}', "positive"),
+        ('{"binance": {"lease": "abc"}}', "positive"),
+        ('{"binance": {"weight_header": 5}}', "weight_header"),
+    ],
+)
+def test_exchange_limits_that_cannot_be_meant_are_refused_at_start(
+    limits: str, mentioned: str
+) -> None:
+    with pytest.raises(SettingsError, match=mentioned):
+        Settings.from_env({"EXCHANGE_LIMITS": limits})
+
+
+def test_exchange_limits_as_documented_are_taken() -> None:
+    given = '{"binance": {"per_second": 20, "lease": 4, "reserve": 0, "weight_header": "X-A"}}'
+    assert Settings.from_env({"EXCHANGE_LIMITS": given}).exchange_limits["binance"]["lease"] == 4
+
+
+def test_exchange_options_cannot_switch_off_the_limiter_the_fleet_budget_runs_in() -> None:
+    settings = Settings.from_env({"EXCHANGE_OPTIONS": '{"binance": {"enableRateLimit": false}}'})
+    assert new_client(settings, "binance").enableRateLimit is True

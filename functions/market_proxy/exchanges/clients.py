@@ -51,6 +51,14 @@ def new_client(settings: Settings, exchange_id: str) -> Any:
         {"enableRateLimit": True, "timeout": settings.upstream_timeout_ms},
         settings.exchange_options.get(exchange_id, {}),
     )
+    if config.get("enableRateLimit") is not True:
+        # The fleet's budget is spent in ccxt's throttle, which runs only with its limiter.
+        logger.warning(
+            "EXCHANGE_OPTIONS turns ccxt's rate limiter off, which the fleet's budget runs "
+            "in; ignored",
+            extra={"exchange": exchange_id},
+        )
+        config["enableRateLimit"] = True
     if config.pop("verbose", False):
         logger.warning(
             "EXCHANGE_OPTIONS asks for ccxt's verbose mode, which prints request headers "

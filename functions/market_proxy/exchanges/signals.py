@@ -46,7 +46,7 @@ def retry_after(headers: Mapping[str, str], cap_s: float, now_ms: int) -> float 
 def weight_pause(headers: Mapping[str, str], limit: Mapping[str, Any], now_ms: int) -> int | None:
     """Until when to pause calls to an exchange whose answer reports the weight used of its
     limit near that limit (the end of the weight's window), else None."""
-    header = str(limit.get("weight_header", WEIGHT_HEADER))
+    header = str(limit.get("weight_header", WEIGHT_HEADER)).lower()  # names are case-blind
     for name, value in headers.items():
         if name.lower() != header:
             continue
