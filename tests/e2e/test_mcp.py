@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from tests.support.mcp_cases import (
     STEADY,
     TOOLS,
     comparable,
+    from_input_schema,
+    inspector_arguments,
     live_connections,
 )
 from tests.support.mcp_clients import inspector, problem_of, sdk_session, steady
@@ -77,6 +80,7 @@ async def test_the_sdk_client_lists_every_tool_with_its_schemas_and_hints(served
     for tool in listed:
         assert tool.description
         assert tool.input_schema["type"] == (tool.output_schema or {}).get("type") == "object"
+        assert tool.input_schema["additionalProperties"] is False, tool.name
         hints = tool.annotations.model_dump() if tool.annotations else {}
         assert hints["read_only_hint"] is hints["idempotent_hint"] is True, tool.name
     ohlcv = next(tool for tool in listed if tool.name == "get_ohlcv")
@@ -135,6 +139,51 @@ async def test_bad_arguments_are_invalid_params_naming_the_field(served: str) ->
 
 
 @pytest.mark.anyio
+async def test_an_argument_no_parameter_names_is_invalid_params_naming_it(served: str) -> None:
+    # Misspelt, so never silently the defaults (1h, 100 candles).
+    async with sdk_session(served) as session:
+        with pytest.raises(MCPError) as refused:
+            await session.call_tool("get_ohlcv", {**BTC, "timeFrame": "1d", "limt": 2})
+    assert refused.value.code == -32602
+    assert "timeFrame" in refused.value.message
+    assert "limt" in refused.value.message
+    assert {e["type"] for e in refused.value.error.data["errors"]} == {"extra_forbidden"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("lanes", [True, False])
+async def test_a_tool_that_crashes_answers_the_problem_rest_answers_for_a_bug(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, lanes: bool
+) -> None:
+    service = MarketData.from_settings(settings)
+
+    async def crash(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("secret: the table's password")
+
+    monkeypatch.setattr(service, "ticker", crash)
+    endpoint = Endpoint(service, lanes=lanes)
+    event = tool_call("get_ticker", BTC)
+    try:
+        mcp = httpx.ASGITransport(app=endpoint)
+        async with httpx.AsyncClient(transport=mcp, base_url="http://x") as http:
+            sent = await http.post("/mcp", content=event["body"], headers=event["headers"])
+        rest = httpx.ASGITransport(app=create_app(service), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=rest, base_url="http://x") as http:
+            bug = await http.get("/ticker/binance/BTC/USDT")
+    finally:
+        await service.close()
+    result = sent.json()["result"]
+    assert (sent.status_code, bug.status_code) == (200, 500)
+    assert result["isError"] is True
+    problem = result["structuredContent"]
+    assert problem["code"] == "internal_error"
+    assert problem["retryable"] is True
+    assert problem == {k: v for k, v in bug.json().items() if k not in ("type", "instance")}
+    assert json.loads(result["content"][0]["text"]) == problem
+    assert "secret" not in sent.text
+
+
+@pytest.mark.anyio
 async def test_a_2026_client_calls_the_tools_without_a_handshake(served: str) -> None:
     async with Client(f"{served}/mcp", mode=MODERN) as client:
         names = [tool.name for tool in (await client.list_tools()).tools]
@@ -167,19 +216,39 @@ def test_no_request_opens_an_event_stream_that_never_ends(served: str) -> None:
 # -- a client nobody here wrote, from npm ------------------------------------------------------
 
 
-def test_the_mcp_inspector_cli_lists_and_calls_the_tools(settings: Settings) -> None:
+def test_the_mcp_inspector_cli_lists_and_calls_every_tool(settings: Settings) -> None:
     # Served as `make run` serves it: on a laptop, so Host and Origin are checked too.
-    local = settings.model_copy(update={"local_run": True})
+    local = settings.model_copy(update={"local_run": True, **STEADY})
     ticker = ["--tool-name", "get_ticker", "--tool-arg", "exchange=binance"]
-    with serve(create_app(MarketData.from_settings(local))) as url:
+    with serve(create_app(MarketData.from_settings(local))) as url, httpx.Client() as http:
         listed_exit, listed = inspector(url, "--method", "tools/list", "--strict")
-        found_exit, found = inspector(url, "--method", "tools/call", *ticker, "symbol=BTC/USDT")
-        unknown_exit, unknown = inspector(url, "--method", "tools/call", *ticker, "symbol=NOPE")
+        # Each CLI run starts Node (about a second): all at once.
+        with ThreadPoolExecutor(len(SAME_ASK) + 1) as pool:
+            called = list(
+                pool.map(
+                    lambda asked: inspector(
+                        url,
+                        "--method",
+                        "tools/call",
+                        "--tool-name",
+                        asked[0],
+                        *inspector_arguments(asked[1]),
+                    ),
+                    SAME_ASK,
+                )
+            )
+            unknown_exit, unknown = pool.submit(
+                inspector, url, "--method", "tools/call", *ticker, "symbol=NOPE"
+            ).result()
+        rest = [http.get(f"{url}{path}").json() for _, _, path in SAME_ASK]
     assert listed_exit == 0
     assert [tool["name"] for tool in listed["tools"]] == TOOLS
-    assert found_exit == 0
-    assert found["structuredContent"]["symbol"] == "BTC/USDT"
-    assert found["structuredContent"]["freshness"]["fetched_at"] > 0
+    for (name, _, _), (found_exit, found), answer in zip(SAME_ASK, called, rest, strict=True):
+        assert found_exit == 0, (name, found)
+        assert found.get("isError") is not True, (name, found)
+        assert steady(found["structuredContent"]) == steady(answer), name
+        if "freshness" in answer:
+            assert found["structuredContent"]["freshness"]["fetched_at"] > 0, name
     # The CLI checks even an error result's structuredContent against the tool's output
     # schema: it admits a problem, so the problem is shown, and the exit code says isError.
     assert unknown_exit == 5
@@ -274,9 +343,11 @@ def test_results_are_cut_to_the_setting_and_say_so(api: LambdaApi, settings: Set
     most = 4096
     api.container(settings.model_copy(update={"mcp_max_result_bytes": most}), now_ms)
 
-    def result(name: str, **arguments: Any) -> dict[str, Any]:
-        found = call(api, tool_call(name, {**BTC, **arguments})).result
-        assert len(json.dumps(found["structuredContent"], separators=(",", ":"))) <= most
+    def result(name: str, on: dict[str, Any] = BTC, **arguments: Any) -> dict[str, Any]:
+        # What the agent receives, both blocks and the envelope, in either era.
+        for version in (MODERN, LEGACY):
+            found = call(api, tool_call(name, {**on, **arguments}, version=version)).result
+            assert len(json.dumps(found, separators=(",", ":"), ensure_ascii=False)) <= most
         return found
 
     page = CandlesPage.model_validate(
@@ -293,33 +364,70 @@ def test_results_are_cut_to_the_setting_and_say_so(api: LambdaApi, settings: Set
     assert trades.omitted == 100 - len(trades.trades)
     assert trades.model_dump(mode="json")["trades"] == rest["trades"][trades.omitted :]
 
-    spot_markets = tool_call("search_markets", {"exchange": "binance", "type": "spot"})
-    markets = MarketsPage.model_validate(call(api, spot_markets).structured)
+    spot_markets: dict[str, Any] = {"exchange": "binance", "type": "spot"}
+    markets = MarketsPage.model_validate(
+        result("search_markets", spot_markets)["structuredContent"]
+    )
     assert markets.truncated
-    assert markets.next_cursor is None
+    assert markets.next_cursor is not None
     spot = [market.symbol for market in markets.markets]
+    # The next page starts right after the last market kept.
+    following = result("search_markets", spot_markets, cursor=markets.next_cursor, limit=1)
+    listed = json.loads(api.get("/markets/binance", query={"type": "spot", "limit": "500"}).text)
+    after = [market["symbol"] for market in listed["markets"]][len(spot)]
+    assert following["structuredContent"]["markets"][0]["symbol"] == after
     tickers = call(api, tool_call("get_tickers", {"exchange": "binance", "symbols": spot}))
     assert TickersBatch.model_validate(tickers.structured).omitted > 0
 
-    book = result("get_orderbook", depth=100)  # nothing to cut: ask for less
+    book = call(api, tool_call("get_orderbook", {**BTC, "depth": 100})).result  # ask for less
     assert book["isError"]
     assert book["structuredContent"]["parameter"] == "depth"
+
+
+def test_candles_from_since_are_paged_upstream_only_as_far_as_a_result_holds(
+    api: LambdaApi, settings: Settings, sim: ExchangeSim
+) -> None:
+    most = 8192
+    api.container(settings.model_copy(update={"mcp_max_result_bytes": most}), now_ms)
+    since = (now_ms() - 30 * 86_400_000) // 60_000 * 60_000  # 43,200 one-minute candles ago
+    asked = {**BTC, "timeframe": "1m", "since": since, "limit": 20000}
+    page = CandlesPage.model_validate(call(api, tool_call("get_ohlcv", asked)).structured)
+    # 20,000 candles are 20 of the exchange's pages; what 8 KiB holds is in its first.
+    assert sim.calls("binance", "ohlcv") == 1
+    assert page.candles[0][0] == since
+    assert page.next_since == since + len(page.candles) * 60_000
+    following = call(api, tool_call("get_ohlcv", {**asked, "since": page.next_since}))
+    assert following.structured["candles"][0][0] == page.next_since
 
 
 # -- junk arguments ----------------------------------------------------------------------------
 
 
-def test_junk_arguments_are_refused_or_answered_never_a_failure(api: LambdaApi) -> None:
+def test_arguments_drawn_from_each_tools_schema_are_answered_never_a_failure(
+    api: LambdaApi,
+) -> None:
+    schemas = {
+        tool["name"]: tool["inputSchema"]
+        for tool in call(api, mcp_event("tools/list")).result["tools"]
+    }
+    reached: dict[str, int] = dict.fromkeys(TOOLS, 0)
+
     def refused_or_answered(name: str, arguments: Any) -> None:
         answer = call(api, tool_call(name, arguments))
         assert answer.status == 200, answer
         if "error" in answer.body:
             assert answer.error["code"] == -32602, answer.body
-        elif answer.result["isError"]:  # a service problem, never a crash
+            return
+        reached[name] += 1
+        if answer.result["isError"]:  # a service problem, never a crash
             assert {"code", "retryable", "detail"} <= set(answer.structured), answer.body
+            assert answer.structured["code"] != "internal_error", answer.body
 
     for name in TOOLS:
-        FUZZ(given(name=just(name), arguments=JUNK)(refused_or_answered))()
+        # Mostly what the schema admits (the service's own refusals and answers), and junk.
+        drawn = from_input_schema(schemas[name]) | from_input_schema(schemas[name]) | JUNK
+        FUZZ(given(name=just(name), arguments=drawn)(refused_or_answered))()
+    assert all(reached.values()), reached
 
 
 # -- what the REST routes do not pay -----------------------------------------------------------

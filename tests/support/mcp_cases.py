@@ -1,4 +1,5 @@
-"""What the MCP tests ask: each tool beside its REST route, and junk arguments."""
+"""What the MCP tests ask: each tool beside its REST route, and arguments drawn from each
+tool's own input schema, or junk."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import json
 from typing import Any
 
 import hypothesis
+import jsonschema_rs
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from mcp.server.connection import Connection
+from schemathesis.core.jsonschema import CANONICALIZE_DRAFT_BY_VALIDATOR
+from schemathesis.generation.jsonschema.builder import build
 
 from tests.support.mcp_clients import steady
 
@@ -78,6 +82,18 @@ _PARAMETERS += ["limit", "depth", "q", "type", "base", "quote", "active", "curso
 JUNK = (
     st.dictionaries(st.sampled_from(_PARAMETERS) | st.text(max_size=8), _JSON, max_size=6) | _JSON
 )
+# Values the loopback exchange serves, offered beside whatever a schema admits, so that
+# drawn arguments reach the service's paths (fetches, pages, batches), not only refusals.
+HINTS: dict[str, list[Any]] = {
+    "exchange": ["binance", "kraken", "okx", "bybit"],
+    "symbol": ["BTC/USDT", "ETH-USDT", "BTC/USDT:USDT", "BTC-USD", "btcusdt"],
+    "timeframe": ["1m", "1h", "1d"],
+}
+_PLURAL = {"symbols": "symbol", "exchanges": "exchange"}
+# Pydantic writes JSON Schema 2020-12. The generator is schemathesis's own (hypothesis-
+# jsonschema, its public ancestor, no longer runs on the hypothesis schemathesis needs): an
+# internal module, pinned with schemathesis in uv.lock, which an upgrade may move.
+_DRAFT = CANONICALIZE_DRAFT_BY_VALIDATOR[jsonschema_rs.Draft202012Validator]
 FUZZ = hypothesis.settings(
     derandomize=True,
     database=None,
@@ -94,6 +110,42 @@ from market_proxy.settings import Settings
 create_app(MarketData(Settings(), None))
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("mcp", "mcp_types"))))
 """
+
+
+def from_input_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Arguments ``schema`` admits (by schemathesis's JSON Schema generator), the values of
+    :data:`HINTS` among them."""
+    return build(hinted(schema), draft=_DRAFT, formats={})
+
+
+def hinted(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` whose hinted properties (and the items of their plurals) admit the hints
+    too: still the schema's values, with served ones likelier."""
+    properties = dict(schema.get("properties") or {})
+    for name, found in properties.items():
+        if name in HINTS:
+            properties[name] = {"anyOf": [{"enum": HINTS[name]}, found]}
+        elif name in _PLURAL:
+            properties[name] = _items_hinted(found, HINTS[_PLURAL[name]])
+    return {**schema, "properties": properties}
+
+
+def _items_hinted(schema: dict[str, Any], hints: list[Any]) -> dict[str, Any]:
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_items_hinted(branch, hints) for branch in schema["anyOf"]]}
+    if schema.get("type") == "array":
+        return {**schema, "items": {"anyOf": [{"enum": hints}, schema["items"]]}}
+    return schema
+
+
+def inspector_arguments(arguments: dict[str, Any]) -> list[str]:
+    """``arguments`` as the Inspector's CLI takes them: ``--tool-arg key=value``, a list as
+    JSON (the CLI reads strings; the server reads numbers and lists from them)."""
+    found: list[str] = []
+    for key, value in arguments.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        found += ["--tool-arg", f"{key}={text}"]
+    return found
 
 
 def comparable(answer: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -27,6 +27,34 @@ REQUEST_ID_HEADER = "x-request-id"
 EVERY_ANSWER = {"x-content-type-options": "nosniff"}
 _EVERY_ANSWER = [(name.encode(), value.encode()) for name, value in EVERY_ANSWER.items()]
 STREAMS = "/sse/"
+API_KEY_HEADER = "x-api-key"  # API Gateway's, when ApiKeyRequired
+# What a browser page may send and read, beyond CORS's safelisted headers.
+_READ_REQUEST_HEADERS = ["If-None-Match", "Last-Event-ID", REQUEST_ID_HEADER, API_KEY_HEADER]
+_MCP_REQUEST_HEADERS = [
+    "Content-Type",  # application/json is not safelisted
+    "Accept",
+    REQUEST_ID_HEADER,
+    API_KEY_HEADER,
+    # What MCP clients send: the handshake era's version and session (never assigned
+    # here, but sent by clients that resume), and the 2026-07-28 era's routing headers.
+    "MCP-Protocol-Version",
+    "Mcp-Session-Id",
+    "Last-Event-ID",
+    "Mcp-Method",
+    "Mcp-Name",
+]
+_EXPOSED = [
+    "ETag",
+    "Age",
+    "Retry-After",
+    "X-Cache",
+    "X-Data-Age-Ms",
+    "X-Fetched-At",
+    "X-Stale-Reason",
+    "Allow",
+    REQUEST_ID_HEADER,
+]
+_MCP_EXPOSED = ["Retry-After", "Allow", REQUEST_ID_HEADER, "Mcp-Session-Id"]
 # The adapter's request context is a small JSON object; a larger one is not parsed.
 _MAX_CONTEXT_BYTES = 8192
 
@@ -68,23 +96,7 @@ def create_app(service: MarketData, *, streams: bool = True) -> FastAPI:
     app.add_middleware(HeadAsGet)
     origins = service.settings.cors_allow_origins
     if origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(origins),
-            allow_methods=["GET", "HEAD", "OPTIONS"],
-            allow_headers=["If-None-Match", "Last-Event-ID", REQUEST_ID_HEADER],
-            expose_headers=[
-                "ETag",
-                "Age",
-                "Retry-After",
-                "X-Cache",
-                "X-Data-Age-Ms",
-                "X-Fetched-At",
-                "X-Stale-Reason",
-                REQUEST_ID_HEADER,
-            ],
-            max_age=600,
-        )
+        app.add_middleware(CorsByRoute, origins=origins)
     app.add_middleware(CorrelationMiddleware)
     return app
 
@@ -96,6 +108,33 @@ async def _streams_elsewhere(request: Request) -> Response:
         "StreamFunctionUrl output), not by this function: it buffers whole answers, so a "
         "stream could never start here"
     )
+
+
+class CorsByRoute:
+    """CORS for the pages of ``origins``, with the methods and headers of the route asked:
+    ``POST`` and MCP's headers on ``/mcp``, ``GET`` (and ``HEAD``) everywhere else; the API
+    key on both (API Gateway lets preflights through without it, for the app to answer)."""
+
+    def __init__(self, app: ASGIApp, *, origins: Sequence[str]) -> None:
+        common: dict[str, Any] = {"allow_origins": list(origins), "max_age": 600}
+        self.reads = CORSMiddleware(
+            app,
+            allow_methods=["GET", "HEAD"],
+            allow_headers=_READ_REQUEST_HEADERS,
+            expose_headers=_EXPOSED,
+            **common,
+        )
+        self.mcp = CORSMiddleware(
+            app,
+            allow_methods=["POST"],
+            allow_headers=_MCP_REQUEST_HEADERS,
+            expose_headers=_MCP_EXPOSED,
+            **common,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        mcp = scope["type"] == "http" and scope.get("path") == mcp_server.PATH
+        await (self.mcp if mcp else self.reads)(scope, receive, send)
 
 
 class HeadAsGet:

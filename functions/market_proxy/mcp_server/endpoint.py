@@ -47,7 +47,6 @@ from mcp_types import (
     JSONRPCRequest,
     ListToolsResult,
     PaginatedRequestParams,
-    TextContent,
 )
 from mcp_types import Tool as ToolInfo
 from mcp_types.methods import serialize_server_result, validate_client_request
@@ -57,7 +56,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from market_proxy.mcp_server.results import advertised_schema
+from market_proxy import errors
+from market_proxy.mcp_server.results import advertised_schema, problem
 from market_proxy.mcp_server.security import transport_security
 from market_proxy.mcp_server.tools import market_tools
 from market_proxy.mcp_server.wire import (
@@ -80,6 +80,7 @@ INSTRUCTIONS = (
     "retrying may help (retryable) and when (retry_after, seconds)."
 )
 MAX_REQUEST_BYTES = 1 << 20
+CRASHED = "The proxy failed unexpectedly; the failure has been logged."  # REST's words
 
 
 class Endpoint:
@@ -205,8 +206,9 @@ class Endpoint:
 
     async def call(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
         """Run one tool. Bad arguments (and an unknown tool) are invalid params naming the
-        fields; a service problem is the tool's own error result; a crash is an error result
-        that says nothing of it (logged, as the SDK's ``MCPServer`` does)."""
+        fields; a service problem is the tool's own error result; a crash is the problem
+        REST answers for one (``internal_error``, retryable), saying nothing of it (logged,
+        as the SDK's ``MCPServer`` does)."""
         tool = self.tools.get(name)
         if tool is None:
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}", {"tool": name})
@@ -217,7 +219,7 @@ class Endpoint:
             if isinstance(cause, ValidationError) and not isinstance(exc, UnexpectedToolError):
                 raise invalid_params(name, cause) from None
             logger.exception("MCP tool failed", extra={"tool": name})
-            return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+            return problem(errors.InternalError(CRASHED))
         assert isinstance(result, CallToolResult)
         return result
 

@@ -1,5 +1,12 @@
 """What a tool call answers: an answer's body (data and ``freshness``, as REST sends it), cut
-to ``MCP_MAX_RESULT_BYTES`` where it has rows to cut, or a service problem.
+to fit ``MCP_MAX_RESULT_BYTES`` where it has rows to cut, or a service problem.
+
+The setting bounds the whole result as it is sent: ``structuredContent`` and the text block,
+which repeats it as JSON text (the spec's SHOULD, for clients that pass only ``content`` to
+the model: a short summary there would hide the data from them), with the envelope and the
+text's escaping counted. So the data itself takes a little under half the setting. Some
+clients show the model both blocks, some one: either way the agent receives no more than
+the setting.
 
 A problem is a tool result with ``isError`` whose ``structuredContent`` is the problem, as
 ``problem+json`` carries it over REST: the model reads it, it is never a protocol error. The
@@ -15,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -33,7 +41,7 @@ class Bounded(BaseModel):
 
 
 class MarketsPage(models.Markets, Bounded):
-    """``markets`` cut at the end; when cut, ``next_cursor`` is null: ask a smaller limit."""
+    """``markets`` cut at the end; ``next_cursor`` continues after the last one kept."""
 
 
 class TickersBatch(models.Tickers, Bounded):
@@ -58,11 +66,17 @@ class CandlesPage(models.Candles, Bounded):
 
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """Where an answer's rows are, which end to keep, and what to add once cut."""
+    """Where an answer's rows are, which end to keep, and what to add once cut.
+
+    ``again``: the same ask for only its first ``n`` rows, asked when a cut keeps ``n``,
+    so that the answer's own continuation (a markets page's ``next_cursor``) starts right
+    after the rows kept.
+    """
 
     field: str
     keep_newest: bool = False  # newest last: keep the tail
     finish: Callable[[dict[str, Any], list[Any], int], dict[str, Any]] | None = None
+    again: Callable[[int], Awaitable[Answer]] | None = None
 
 
 def advertised_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -74,26 +88,28 @@ def advertised_schema(model: type[BaseModel]) -> dict[str, Any]:
 async def reply(
     asked: Awaitable[Answer], max_bytes: int, *, parameter: str, rows: Rows | None = None
 ) -> CallToolResult:
-    """The result of one service call: its body, or its problem."""
+    """The result of one service call: its body, or its problem. A cut whose rows say how
+    to continue (``rows.again``) costs a second call, for the rows kept."""
     try:
-        answer = await asked
+        body = (await asked).body()
+        fitted, text = _fit(body, max_bytes, rows, parameter)
+        if rows is not None and rows.again is not None and fitted.get("omitted"):
+            fitted, text = await _asked_again(rows, rows.again, body, fitted, max_bytes, parameter)
     except errors.ProxyError as exc:
         return problem(exc)
-    return body_result(answer.body(), max_bytes, parameter=parameter, rows=rows)
+    return _result(fitted, text)
 
 
 def body_result(
     body: dict[str, Any], max_bytes: int, *, parameter: str, rows: Rows | None = None
 ) -> CallToolResult:
-    """``body`` as a result of at most ``max_bytes`` of JSON, or the problem of a body that
+    """``body`` as a result of at most ``max_bytes`` as sent, or the problem of a body that
     has no rows left to cut and still does not fit (it names ``parameter`` to ask less of)."""
     try:
         fitted, text = _fit(body, max_bytes, rows, parameter)
     except errors.ProxyError as exc:
         return problem(exc)
-    return CallToolResult(
-        content=[TextContent(type="text", text=text.decode())], structured_content=fitted
-    )
+    return _result(fitted, text)
 
 
 def problem(exc: errors.ProxyError) -> CallToolResult:
@@ -107,25 +123,47 @@ def problem(exc: errors.ProxyError) -> CallToolResult:
     )
 
 
+def wire_size(data: bytes) -> int:
+    """What a result whose ``structuredContent`` is the JSON ``data`` takes as sent: the data,
+    its text block (escaped as a JSON string) and the envelope around them."""
+    return len(data) + _escaped(data) + ENVELOPE
+
+
+# The result's own members ("content", "type", "isError"), and in the 2026-07-28 era
+# "resultType" and the server's stamp in "_meta": about 200 bytes.
+ENVELOPE = 256
+
+
+def _result(fitted: dict[str, Any], text: bytes) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text.decode())], structured_content=fitted
+    )
+
+
+def _escaped(data: bytes) -> int:
+    # A JSON text as a JSON string: quotes and backslashes (and controls) escaped.
+    return len(orjson.dumps(data.decode())) - 2
+
+
 def _fit(
     body: dict[str, Any], max_bytes: int, rows: Rows | None, parameter: str
 ) -> tuple[dict[str, Any], bytes]:
     whole = body if rows is None else _cut(body, rows, body[rows.field], 0)
     text = encode_json(whole)
-    if len(text) <= max_bytes:
+    if wire_size(text) <= max_bytes:
         return whole, text
     if rows is None or not body[rows.field]:
-        raise _too_large(parameter, len(text), max_bytes)
+        raise _too_large(parameter, wire_size(text), max_bytes)
     everything = body[rows.field]
     keyed = isinstance(everything, Mapping)
     items = list(everything.items() if keyed else everything)
     order = items[::-1] if rows.keep_newest else items
     # What the body takes without its rows (at the largest count left out), then as many
-    # rows as fit after it, each with the comma before it.
-    budget = max_bytes - len(encode_json(_cut(body, rows, [], len(items))))
+    # rows as fit after it, each with the comma before it, in both blocks.
+    budget = max_bytes - wire_size(encode_json(_cut(body, rows, [], len(items))))
     kept = 0
     for item in order:
-        budget -= _size(item, keyed) + (1 if kept else 0)
+        budget -= _size(item, keyed) + (2 if kept else 0)
         if budget < 0:
             break
         kept += 1
@@ -133,10 +171,31 @@ def _fit(
         chosen = order[:kept][::-1] if rows.keep_newest else order[:kept]
         cut = _cut(body, rows, dict(chosen) if keyed else chosen, len(items) - kept)
         text = encode_json(cut)
-        if len(text) <= max_bytes:
+        if wire_size(text) <= max_bytes:
             return cut, text
         kept -= 1  # the estimate was a few bytes short (a longer next_since): one row fewer
-    raise _too_large(parameter, len(encode_json(whole)), max_bytes)
+    raise _too_large(parameter, wire_size(encode_json(whole)), max_bytes)
+
+
+async def _asked_again(
+    rows: Rows,
+    again: Callable[[int], Awaitable[Answer]],
+    body: dict[str, Any],
+    fitted: dict[str, Any],
+    max_bytes: int,
+    parameter: str,
+) -> tuple[dict[str, Any], bytes]:
+    total = len(body[rows.field])
+    kept = total - int(fitted["omitted"])
+    while kept > 0:
+        narrower = (await again(kept)).body()
+        part = narrower[rows.field]
+        cut = _cut(narrower, rows, part, total - len(part))
+        text = encode_json(cut)
+        if wire_size(text) <= max_bytes:
+            return cut, text
+        kept = len(part) - 1  # its continuation is a few bytes longer: one row fewer
+    raise _too_large(parameter, wire_size(encode_json(body)), max_bytes)
 
 
 def _cut(body: dict[str, Any], rows: Rows, part: Any, omitted: int) -> dict[str, Any]:
@@ -149,15 +208,15 @@ def _cut(body: dict[str, Any], rows: Rows, part: Any, omitted: int) -> dict[str,
 
 
 def _size(item: Any, keyed: bool) -> int:
-    if keyed:
-        key, value = item
-        return len(encode_json(key)) + 1 + len(encode_json(value))
-    return len(encode_json(item))
+    """What ``item`` takes in both blocks: as JSON, and as that JSON escaped."""
+    # A member "key":value takes what "key",value does.
+    data = encode_json(list(item))[1:-1] if keyed else encode_json(item)
+    return len(data) + _escaped(data)
 
 
 def _too_large(parameter: str, size: int, max_bytes: int) -> errors.ProxyError:
     return errors.InvalidParameter(
         parameter,
-        f"the answer takes {size} bytes, more than {SETTING} ({max_bytes}) allows: ask for less",
-        valid=f"an answer of at most {max_bytes} bytes",
+        f"the result takes {size} bytes, more than {SETTING} ({max_bytes}) allows: ask for less",
+        valid=f"a result of at most {max_bytes} bytes",
     )

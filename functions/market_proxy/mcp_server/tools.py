@@ -2,22 +2,26 @@
 bounds and answers as its REST route.
 
 Input schemas come from the signatures (bounds from the settings, so a bad argument is the
-protocol's invalid-params error naming it); output schemas from :mod:`market_proxy.models`.
-The SDK's ``Tool`` validates both: arguments before the call, a successful result after it.
+protocol's invalid-params error naming it), closed: an argument no tool parameter names (a
+misspelt ``limt``) is refused as one, never ignored. Output schemas come from
+:mod:`market_proxy.models`. The SDK's ``Tool`` validates both: arguments before the call, a
+successful result after it.
 """
 
 # No ``from __future__ import annotations``: the signatures' bounds are read from the
 # settings when the tools are built, so their annotations must be evaluated then.
 
 import inspect
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 
 from market_proxy import errors, models
+from market_proxy.answers import Answer
 from market_proxy.api.params import parse_time
 from market_proxy.catalog import MarketQuery
 from market_proxy.mcp_server.results import (
@@ -28,6 +32,7 @@ from market_proxy.mcp_server.results import (
     TradesPage,
     body_result,
     reply,
+    wire_size,
 )
 from market_proxy.service import MarketData
 from market_proxy.symbols import MAX_SYMBOL_LENGTH, SYMBOL_PATTERN
@@ -81,14 +86,20 @@ Moment = Annotated[
 ]
 
 
-# Markets a page unless asked: REST's 100 take about 57 KB, more than a result may hold.
-PAGE = 50
+# Markets a page unless asked: each takes about 1.2 KB of a result (in both blocks), so
+# REST's 100 would not fit the default setting, nor would 50.
+PAGE = 30
+# The least one candle takes in a result, in both blocks: [open time,o,h,l,c,v] with a
+# 13-digit open time (any since 2001) and one-digit values, and its comma. A smaller one
+# only makes a page shorter than the setting allows, never wrong: next_since continues it.
+CANDLE_LEAST_BYTES = 2 * len("[1000000000000,0,0,0,0,0],")
 
 
 def market_tools(service: MarketData) -> list[Tool]:
     """The tools over ``service``, their bounds read from its settings."""
     s = service.settings
     most = s.mcp_max_result_bytes
+    fitting_candles = max(1, (most - wire_size(b"")) // CANDLE_LEAST_BYTES)
 
     async def list_exchanges() -> Annotated[CallToolResult, models.Exchanges]:
         """The served exchanges and what each offers: tickers (one, or many in one call),
@@ -112,11 +123,16 @@ def market_tools(service: MarketData) -> list[Tool]:
         ] = min(PAGE, s.markets_max_limit),
     ) -> Annotated[CallToolResult, MarketsPage]:
         """An exchange's markets, filtered, sorted by symbol, a page at a time (pass
-        next_cursor as cursor). From the markets snapshot the service holds: no upstream
-        call while it is fresh. A page cut to fit has no next_cursor: ask a smaller limit."""
+        next_cursor as cursor; a page cut to fit continues after its last market). From the
+        markets snapshot the service holds: no upstream call while it is fresh."""
         query = MarketQuery(q=q, type=type, base=base, quote=quote, active=active, cursor=cursor)
-        page = service.markets(exchange, query, limit=limit)
-        return await reply(page, most, parameter="limit", rows=Rows("markets", finish=_pages))
+
+        def kept(count: int) -> Awaitable[Answer]:
+            # The service's cursor continues after a whole page: ask the page of those kept.
+            return service.markets(exchange, query, limit=count)
+
+        rows = Rows("markets", again=kept)
+        return await reply(kept(limit), most, parameter="limit", rows=rows)
 
     async def get_ticker(
         exchange: Exchange, symbol: Symbol
@@ -155,7 +171,15 @@ def market_tools(service: MarketData) -> list[Tool]:
         """OHLCV candles of one market: from since, before until, or the latest. A result
         cut to fit, or a range that ends in the past, gives next_since: the since of the
         next page. Upstream: closed candles are cached for good; only the missing ones are
-        paged from the exchange (see MarketData.candles)."""
+        paged from the exchange (see MarketData.candles), and from since no more than a
+        result can hold."""
+        if since is not None and (until is None or limit is not None):
+            # The first candles from since are kept: those past the most that could fit
+            # would only be cut, after paging the exchange for them. Not bounded: without
+            # since, the range ends at until or now and its oldest are kept, so asking
+            # fewer would answer other candles; since and until without limit ask the
+            # whole range (or its refusal, past OHLCV_MAX_CANDLES), as REST does.
+            limit = min(limit or s.ohlcv_default_limit, fitting_candles)
         candles = service.candles(
             exchange, symbol, timeframe=timeframe, since=since, until=until, limit=limit
         )
@@ -226,14 +250,33 @@ def market_tools(service: MarketData) -> list[Tool]:
         compare_prices: "One market across exchanges",
     }
     return [
-        Tool.from_function(
-            fn,
-            title=title,
-            description=" ".join((inspect.getdoc(fn) or "").split()),
-            annotations=_hints(title, world=fn is not list_exchanges),
+        _closed(
+            Tool.from_function(
+                fn,
+                title=title,
+                description=" ".join((inspect.getdoc(fn) or "").split()),
+                annotations=_hints(title, world=fn is not list_exchanges),
+            )
         )
         for fn, title in titled.items()
     ]
+
+
+def _closed(tool: Tool) -> Tool:
+    """``tool`` refusing arguments it has no parameter for (``additionalProperties: false``,
+    and pydantic's ``extra_forbidden`` naming each): the SDK's argument models ignore them."""
+    model = tool.fn_metadata.arg_model
+    closed = cast(
+        type[ArgModelBase],
+        type(
+            model.__name__,
+            (model,),
+            {"model_config": ConfigDict(extra="forbid"), "__module__": model.__module__},
+        ),
+    )
+    metadata = tool.fn_metadata.model_copy(update={"arg_model": closed})
+    parameters = closed.model_json_schema(by_alias=True)
+    return tool.model_copy(update={"fn_metadata": metadata, "parameters": parameters})
 
 
 def _hints(title: str, *, world: bool) -> ToolAnnotations:
@@ -246,11 +289,6 @@ def _hints(title: str, *, world: bool) -> ToolAnnotations:
         idempotent_hint=True,
         open_world_hint=world,
     )
-
-
-def _pages(cut: dict[str, Any], _rows: list[Any], _kept: int) -> dict[str, Any]:
-    # The service's cursor continues after the whole page: none, so no row is skipped.
-    return {**cut, "next_cursor": None} if cut["truncated"] else cut
 
 
 def _next_since(
