@@ -1,5 +1,6 @@
 # Two commands matter: `make run` serves the API locally, `make test` runs every test.
-# Both install what they need first, on a machine with Python 3.12, Java 17 and Node/npm.
+# Both install what they need first, on a machine with Python 3.12 (`make test` also needs
+# Java 17 and Node/npm, for DynamoDB Local).
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -137,7 +138,7 @@ deploy: build
 unit: $(BIN)/python
 	$(BIN)/pytest tests/unit
 
-# The fuzzer at length: eight times the requests per operation that `make test` sends.
+# The fuzzer at length: 400 requests per operation and mode, against `make test`'s 30.
 fuzz: deps
 	FUZZ_PER_MODE=400 $(BIN)/pytest tests/e2e/test_fuzz.py -p no:cacheprovider
 

@@ -105,7 +105,7 @@ def test_the_snapshot_holds_no_open_connection_to_the_table(
         run_hooks(snapshot_restore_py.get_before_snapshot())
         assert {"GetItem", "PutItem"} <= set(proxy.operations())
 
-        # then every connection to the table is closed: boto3's and the direct reads',
+        # then every connection to the table is closed,
         deadline = time.monotonic() + 5
         while proxy.open_connections() and time.monotonic() < deadline:
             time.sleep(0.02)

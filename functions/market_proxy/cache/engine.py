@@ -5,8 +5,9 @@ For one key, the cost in upstream calls is one per freshness window, however man
 at once: callers in one process share one in-flight refresh (single-flight), and across
 processes the refresher holds a lease (:mod:`market_proxy.cache.leases`) while the others
 wait for its result or, within the stale-while-revalidate window, answer stale at once. A
-failed refresh is remembered briefly (its ``Retry-After``, else a second) so that callers do
-not repeat it; "no such market" for ``NEGATIVE_TTL_SECONDS``.
+failed refresh is remembered briefly (its ``Retry-After``, else its kind's default: see
+:mod:`market_proxy.exchanges.failures`) so that callers do not repeat it; "no such market"
+for ``NEGATIVE_TTL_SECONDS``.
 """
 
 from __future__ import annotations
