@@ -7,7 +7,12 @@ One mechanism for every exchange, steered by its :class:`~market_proxy.exchanges
   window, however the exchange orders or bounds its answers).
 - An empty answer says only that its window is empty. A non-empty answer to a request ccxt
   could not bound speaks up to its last candle; the rest of its window is asked again.
-- Where the exchange ignores ``since`` (latest candles only), one request is all it takes:
+- Where ccxt sends ``since`` only as the day (the hour) it falls in, the answer is that
+  day's candles cut at ``since`` and the limit: fewer than asked speak up to the day's end,
+  and an answer never speaks past it (the next day is another file).
+- Where ccxt does not send ``since`` but maps ``until``, it pages backward from ``until``:
+  windows are asked as above, by their end, and each answer speaks for its window.
+- Where the exchange takes neither (latest candles only), one request is all it takes:
   before its first candle the exchange keeps nothing.
 - Before the market's listing time (ccxt's ``created``) nothing is asked: nothing exists.
 
@@ -67,7 +72,7 @@ async def walk(
             cursor = first
         if cursor >= end:
             continue
-        if not paging.follows_since:
+        if not paging.follows_since and not paging.bounded:
             rows = await fetch(None, paging.page, None)
             walked.pages += 1
             last_seen = _latest(last_seen, rows)
@@ -82,7 +87,10 @@ async def walk(
             walked.pages += 1
             last_seen = _latest(last_seen, rows)
             walked.rows.extend(r for r in rows if cursor <= r[0] < end)
-            if not rows or paging.bounded:
+            grain = paging.since_grain_ms
+            if grain is not None and len(rows) < want:
+                answered = min(window_end, (cursor // grain + 1) * grain)
+            elif not rows or paging.bounded:
                 answered = window_end
             else:
                 answered = max(int(rows[-1][0]) + step_ms, cursor + step_ms)
