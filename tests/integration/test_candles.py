@@ -18,6 +18,7 @@ from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from tests.support.clock import SharedClock
 from tests.support.dynamodb_faults import dynamodb_fault_proxy
+from tests.support.sim_clients import EXCHANGES, SPOT
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -226,6 +227,43 @@ async def test_an_empty_answer_for_past_candles_is_not_kept_as_a_gap(
     assert ohlcv_calls(sim) == 1
     assert_contiguous(whole.data["candles"], start, 30)
     assert whole.data["gaps"] == []
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+@pytest.mark.parametrize("timeframe", ["1m", "1h", "1d"])
+async def test_an_empty_answer_for_a_past_range_is_fresh_only_briefly_on_every_exchange(
+    market: MarketData,
+    settings: Settings,
+    clock: SharedClock,
+    sim: ExchangeSim,
+    exchange: str,
+    timeframe: str,
+) -> None:
+    step = {"1m": MIN, "1h": 60 * MIN, "1d": 1440 * MIN}[timeframe]
+    await market.load_markets(exchange)
+    # Given an exchange that once answers a range of the past with no candles at all,
+    sim.inject(exchange, "empty", endpoint="ohlcv", times=20)
+    start = (clock.now // step - 100) * step
+    empty = await market.candles(exchange, SPOT, timeframe=timeframe, since=start, limit=10)
+    # then that answer is no gap, and no client or cache is told to keep it for long.
+    assert empty.data["candles"] == []
+    assert empty.data["gaps"] == []
+    assert (
+        empty.freshness.lifetime.fresh_until <= clock.now + settings.ohlcv_open_ttl_seconds * 1000
+    )
+
+
+async def test_an_empty_answer_for_past_weeks_is_not_kept_as_closed(
+    market: MarketData, settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    await market.load_markets("binance")
+    sim.inject("binance", "empty", endpoint="ohlcv", times=20)
+    since = clock.now - 100 * 7 * 1440 * MIN
+    empty = await market.candles("binance", SPOT, timeframe="1w", since=since, limit=3)
+    assert empty.data["candles"] == []
+    assert (
+        empty.freshness.lifetime.fresh_until <= clock.now + settings.ohlcv_open_ttl_seconds * 1000
+    )
 
 
 async def test_latest_candles_of_a_quiet_market_are_fresh_only_briefly(

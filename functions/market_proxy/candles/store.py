@@ -99,6 +99,9 @@ class CandleStore:
 
         rows = select_rows(buckets.values(), query.start, query.end)
         is_open = bool(rows) and int(rows[-1][0]) >= open_start
+        # A range asked of the exchange and not kept (it said nothing of it for good, e.g.
+        # sent no candles at all) is fresh no longer than an open candle, like the present.
+        kept_nothing = bool(missing) and any(b.entry is None for b in buckets.values())
         payload = report(venue, market, query, rows, answered=answered, open_candle=is_open)
         return assembled(
             ((b.entry.lifetime, b.open is not None) for b in buckets.values() if b.entry),
@@ -107,7 +110,7 @@ class CandleStore:
             stale_reason,
             self._settings,
             self._clock(),
-            reaches_present=query.end > provisional_from,
+            reaches_present=query.end > provisional_from or kept_nothing,
         )
 
     def _provisional_from(self, now: int, tf_ms: int) -> int:
