@@ -139,6 +139,10 @@ class Settings(BaseModel):
     ohlcv_sie_seconds: float = Field(default=3600.0, ge=0)
     # How long after its close a candle is still taken as open to change (kept briefly).
     ohlcv_settle_seconds: float = Field(default=5.0, ge=0)
+    # No page of history is asked for later than this into one request (a page then takes
+    # up to UPSTREAM_TIMEOUT_MS more), so a long history answers before API Gateway's 29 s:
+    # past it, what was fetched is kept and the client is told to ask again (504).
+    ohlcv_walk_seconds: float = Field(default=15.0, gt=0)
     markets_ttl_seconds: float = Field(default=3600.0, gt=0)
     markets_snapshot_max_age_seconds: float = Field(default=86400.0, gt=0)
     negative_ttl_seconds: float = Field(default=60.0, ge=0)

@@ -468,3 +468,34 @@ async def test_bad_parameters_name_what_is_valid(
 def _first_call_since(sim: ExchangeSim) -> int:
     (record,) = [r for r in sim.call_log() if r.endpoint == "ohlcv"]
     return int(record.params["startTime"])
+
+
+async def test_history_longer_than_a_request_has_time_for_is_kept_and_goes_on_when_asked_again(
+    settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    # Given a request with time for one page only (OHLCV_WALK_SECONDS) and a history of
+    # three pages (Binance pages 1,000 candles),
+    hurried = MarketData.from_settings(settings.model_copy(update={"ohlcv_walk_seconds": 1e-6}))
+    start = EDGE - 3 * SPAN
+    try:
+        await hurried.load_markets("binance")
+        sim.reset_calls()
+        # when it is asked for,
+        with pytest.raises(errors.UpstreamTimeout) as cut:
+            await hurried.candles("binance", "ETH/BTC", timeframe="1m", since=start, limit=3000)
+        # then it answers at once that it ran out of time, to ask again, after one page,
+        assert cut.value.retryable
+        assert cut.value.retry_after == 1.0
+        assert "ask again" in cut.value.detail
+        assert ohlcv_calls(sim) == 1
+    finally:
+        await hurried.close()
+    # and a request with time enough (another container, the same table) fetches only the
+    # two pages left.
+    patient = MarketData.from_settings(settings, clock)
+    try:
+        whole = await patient.candles("binance", "ETH/BTC", timeframe="1m", since=start, limit=3000)
+    finally:
+        await patient.close()
+    assert_contiguous(whole.data["candles"], start, 3000)
+    assert ohlcv_calls(sim) == 3

@@ -11,6 +11,8 @@ the exchange has said so.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from market_proxy.candles.walk import Walked, walk
@@ -59,7 +61,7 @@ def _in(ts: int, holes: tuple[tuple[int, int], ...]) -> bool:
     return any(a <= ts < b for a, b in holes)
 
 
-async def walked(fake: Fake, paging: Paging, start: int, end: int, **kw: int) -> Walked:
+async def walked(fake: Fake, paging: Paging, start: int, end: int, **kw: Any) -> Walked:
     return await walk(fake.page, paging, [(start, end)], step_ms=MIN, **kw)
 
 
@@ -169,3 +171,13 @@ async def test_a_quiet_stretch_at_the_end_is_tentative_not_a_gap(quiet_minutes: 
     result: Walked = await walked(fake, BOUNDED, START, END)
     assert result.tentative == [(quiet[0], END)]
     assert result.firm == [(START, quiet[0])]
+
+
+async def test_a_walk_out_of_time_asks_no_further_page_and_says_so() -> None:
+    fake = Fake("forward")
+    in_time = iter([True, False])  # asked before the second page and the third
+    result = await walked(fake, BOUNDED, START, END, in_time=lambda: next(in_time))
+    assert result.pages == len(fake.asked) == 2
+    assert result.cut_short
+    assert stamps(result) == list(range(START, START + 600 * MIN, MIN))
+    assert result.firm == [(START, START + 600 * MIN)], "only what was asked is vouched for"

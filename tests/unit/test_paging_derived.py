@@ -133,7 +133,7 @@ async def venue(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Venue, He
     await client.close()
 
 
-SOURCE = CandleSource(cast(ExchangeGateway, Direct()))
+SOURCE = CandleSource(cast(ExchangeGateway, Direct()), walk_seconds=60)
 
 
 def market_of(venue: Venue) -> Any:
@@ -141,7 +141,7 @@ def market_of(venue: Venue) -> Any:
 
 
 async def fetched(venue: Venue, ranges: list[Interval]) -> Walked:
-    source = CandleSource(cast(ExchangeGateway, Direct()))
+    source = CandleSource(cast(ExchangeGateway, Direct()), walk_seconds=60)
     return await source.fetch(venue, market_of(venue), "1m", ranges, step_ms=MIN)
 
 

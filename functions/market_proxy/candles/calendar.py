@@ -10,7 +10,7 @@ from market_proxy.answers import Answer
 from market_proxy.cache.engine import ReadThrough
 from market_proxy.candles.query import CandleQuery
 from market_proxy.candles.report import report
-from market_proxy.candles.upstream import CandleSource
+from market_proxy.candles.upstream import CandleSource, too_long
 from market_proxy.exchanges.venue import Venue
 from market_proxy.keys import SeriesKey
 from market_proxy.settings import DataPolicy, Settings
@@ -60,6 +60,8 @@ class CalendarCandles:
                 listed=False,
                 enough=None if query.latest else take,
             )
+            if walked.cut_short:
+                raise too_long(venue.id, walked.pages)
             rows = walked.rows
             if take is None:
                 return rows

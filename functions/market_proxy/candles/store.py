@@ -29,7 +29,7 @@ from market_proxy.candles.buckets import (
 from market_proxy.candles.calendar import CalendarCandles
 from market_proxy.candles.query import BUCKETED_MAX_MS, CandleQuery
 from market_proxy.candles.report import assembled, report
-from market_proxy.candles.upstream import CandleSource
+from market_proxy.candles.upstream import CandleSource, too_long
 from market_proxy.candles.walk import Walked
 from market_proxy.exchanges.gateway import ExchangeGateway
 from market_proxy.exchanges.venue import Venue
@@ -52,7 +52,7 @@ class CandleStore:
         self._clock = clock
         self._tiers = tiers
         self._leases = leases
-        self._source = CandleSource(gateway)
+        self._source = CandleSource(gateway, walk_seconds=settings.ohlcv_walk_seconds)
         self._calendar = CalendarCandles(settings, cache, self._source, clock)
         self._flights: dict[tuple[Any, ...], asyncio.Task[tuple[dict[str, Entry], Source]]] = {}
 
@@ -177,6 +177,8 @@ class CandleStore:
             buckets, refill.keys, refill.span, fetched, refill.provisional_from
         )
         written.update((entry.key, entry) for entry in entries)
+        if fetched.cut_short:
+            raise too_long(refill.venue.id, fetched.pages)
         return written, "upstream"
 
     async def _write_back(

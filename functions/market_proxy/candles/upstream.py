@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from market_proxy import normalize
+from market_proxy import errors, normalize
 from market_proxy.candles.walk import Walked, walk
 from market_proxy.exchanges.gateway import ExchangeGateway
 from market_proxy.exchanges.paging import Paging, derive
@@ -14,8 +15,9 @@ from market_proxy.intervals import Interval
 
 
 class CandleSource:
-    def __init__(self, gateway: ExchangeGateway) -> None:
+    def __init__(self, gateway: ExchangeGateway, *, walk_seconds: float) -> None:
         self._gateway = gateway
+        self._walk_seconds = walk_seconds
         self._paging: dict[tuple[str, str, str, str], Paging] = {}
 
     async def paging(self, venue: Venue, market: Mapping[str, Any], timeframe: str) -> Paging:
@@ -61,4 +63,23 @@ class CandleSource:
 
         created = market.get("created")
         listed_ms = created if listed and isinstance(created, int) and created > 0 else None
-        return await walk(page, paging, ranges, step_ms=step_ms, listed_ms=listed_ms, enough=enough)
+        stop_at = time.monotonic() + self._walk_seconds  # real seconds, as the gateway's
+        return await walk(
+            page,
+            paging,
+            ranges,
+            step_ms=step_ms,
+            listed_ms=listed_ms,
+            enough=enough,
+            in_time=lambda: time.monotonic() < stop_at,
+        )
+
+
+def too_long(exchange: str, pages: int) -> errors.UpstreamTimeout:
+    """A history longer than one request has time to fetch: what was fetched is kept, so
+    asking again goes on from there."""
+    return errors.UpstreamTimeout(
+        f"{exchange}: this much history takes more than OHLCV_WALK_SECONDS to fetch; "
+        f"the {pages} pages fetched are kept: ask again to go on from there",
+        retry_after=1.0,
+    )

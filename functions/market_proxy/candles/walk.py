@@ -43,6 +43,7 @@ class Walked:
     firm: list[Interval] = field(default_factory=list)
     tentative: list[Interval] = field(default_factory=list)
     pages: int = 0
+    cut_short: bool = False  # out of time before the ranges' end: the rest is not vouched
 
 
 async def walk(
@@ -53,6 +54,7 @@ async def walk(
     step_ms: int,
     listed_ms: int | None = None,
     enough: int | None = None,
+    in_time: Callable[[], bool] = lambda: True,
 ) -> Walked:
     """Every candle the exchange serves in ``ranges`` (ascending, disjoint), in the fewest
     pages its paging allows, with what it vouched for.
@@ -60,11 +62,15 @@ async def walk(
     ``step_ms`` sizes windows: a page of n candles spans at most n steps (the timeframe, or
     its shortest candle where the calendar varies: a week, a 28-day month). With ``enough``,
     walking stops once that many candles are in hand (the first ones from a range's start).
+    Once ``in_time()`` is false no further page is asked for: the walk is ``cut_short``,
+    with what it fetched and vouched for so far.
     """
     walked = Walked()
     vouched: list[Interval] = []
     last_seen: int | None = None
     for start, end in ranges:
+        if walked.cut_short:
+            break
         cursor = start
         if listed_ms is not None and listed_ms > cursor:
             first = min(end, -(-listed_ms // step_ms) * step_ms)
@@ -81,6 +87,9 @@ async def walk(
                 vouched.append((cursor, end))  # before its latest page: its history limit
             continue
         while cursor < end:
+            if walked.pages and not in_time():
+                walked.cut_short = True
+                break
             want = min(paging.page, -(-(end - cursor) // step_ms))
             window_end = cursor + want * step_ms
             rows = await fetch(cursor, want, window_end - 1 if paging.bounded else None)
