@@ -16,7 +16,9 @@ next time it takes a lease. So a container may go on calling a paused exchange f
 what is left of its lease (a fraction of one window's budget) before it knows.
 
 Requests a client waits on go first: background work (warming, refreshing ahead) may use
-only the budget's unreserved part, and is refused rather than kept waiting. If the table
+only the budget's unreserved part, is refused rather than kept waiting, and steps aside
+altogether for the rest of the window and the next once a request a client waits on has
+found the budget spent in this container. If the table
 fails, each container falls back to a conservative local share of the budget, logged and
 counted; nothing waits on the table.
 """
@@ -123,6 +125,9 @@ class _Account:
     spent: float = 0.0  # in the current window, by this container
     paused_until: int = 0
     pause_reason: str = ""
+    # Until when (wall ms) background work gives way at once: a request a client waits on
+    # found the budget spent here lately.
+    pressed_until: int = 0
     # The fallback's own bucket while the table fails: units, and when it was last filled.
     local_units: float = 0.0
     local_at: int | None = None
@@ -165,6 +170,11 @@ class Budget:
         while True:
             now = self._clock()
             self._refuse_if_paused(exchange, account, now)
+            if background and account.pressed_until > self._wall():
+                count("BudgetRefused", exchange=exchange)
+                raise errors.UpstreamBusy(
+                    f"{exchange}: requests clients wait on go first", retry_after=1.0
+                )
             async with account.lock:
                 # (the window as of now: waiting for the lock may have crossed into the next)
                 window = self._window()
@@ -182,6 +192,9 @@ class Budget:
             self._refuse_if_paused(exchange, account, self._clock())
             next_window = (self._wall() // WINDOW_MS + 1) * WINDOW_MS
             wall = self._wall()
+            if not background and window >= 0:
+                # Clients are waiting: warming and refreshing ahead step aside for a while.
+                account.pressed_until = max(account.pressed_until, next_window + WINDOW_MS)
             # A window's last moments are waited out by anyone; a spent budget only by
             # requests a client waits on, and only until their deadline.
             guard = window < 0 and next_window <= deadline_ms

@@ -177,3 +177,21 @@ async def test_requests_costlier_than_a_window_keep_the_exchanges_rate_on_averag
     assert made * cost <= per_window * 30 + cost
     assert made <= most
     assert made * cost >= per_window * 30 - 2 * cost, "and the budget was used, not wasted"
+
+
+async def test_background_work_steps_aside_once_a_client_found_the_budget_spent() -> None:
+    store, wall = MemoryStore(), Wall()
+    container = budget(store, wall)
+    # Given a window whose budget clients spent, and one more client request refused,
+    await spend_all(container, wall)
+    with pytest.raises(errors.UpstreamBusy):
+        await container.spend("binance", 1, deadline_ms=wall.now)
+    # then, in the next window, background work gives way at once, reserve or not,
+    wall.now += 1000
+    with in_background(), pytest.raises(errors.UpstreamBusy):
+        await container.spend("binance", 1, deadline_ms=wall.now + 5000)
+    assert await spend_all(container, wall) == LIMIT.per_window, "clients have it all"
+    # and once clients stopped finding it short, background work has its share again.
+    wall.now += 2000
+    with in_background():
+        assert await spend_all(container, wall) == LIMIT.per_window - LIMIT.reserve
