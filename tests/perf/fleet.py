@@ -61,6 +61,7 @@ def run(stack: Stack) -> Report:
             stack.reset_exchange()
         total: Counter[str] = sum(outcomes, Counter())
         writes = total.pop("budget_writes", 0)
+        leases = total.pop("budget_leases", 0)
         fallbacks = total.pop("budget_fallbacks", 0)
         label = "shared budget" if shared else "budget off (each process on its own)"
         label += f", tickers fresh {DEMAND_TTL_S:g} s"
@@ -75,8 +76,9 @@ def run(stack: Stack) -> Report:
             report.target("shared budget: busiest second / exchange's limit", busiest, LIMIT)
             report.target("shared budget: 429 and 418 answers", sum(refused.values()), 0)
             report.figure(
-                f"the budget's table writes: {writes} for {calls} upstream calls, "
-                f"{writes / max(calls, 1) * 1000:.0f} per 1,000"
+                f"the budget's table writes: {writes} conditional UpdateItems ({leases} lease "
+                f"requests) for {calls} upstream calls, {writes / max(calls, 1) * 1000:.0f} "
+                "per 1,000"
             )
 
     report.figure(

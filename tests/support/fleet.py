@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from market_proxy import errors
+from market_proxy.keys import BudgetKey
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from tests.support.stack import environment_for
@@ -123,19 +124,29 @@ async def main(exchange: str, seconds: float, clients: int, symbols: list[str]) 
 
 
 def _count_leases(service: MarketData, outcomes: Counter[str]) -> None:
-    """Count the budget's table writes (its leases) under ``outcomes["budget_writes"]``, and
-    the calls made on the local share while the table failed under ``budget_fallbacks``."""
+    """Count the budget's lease requests under ``outcomes["budget_leases"]``, the table
+    writes they cost (each conditional UpdateItem, refused ones too) under
+    ``budget_writes``, and the calls made on the local share while the table failed under
+    ``budget_fallbacks``."""
     budget = service._budget  # what the fleet costs the table, for reports
     if budget is None or budget._store is None:
         return
     store: Any = budget._store
-    take = store.take_units
+    take, call = store.take_units, store._call
+    budget_keys = {BudgetKey(exchange).text for exchange in service.settings.exchanges}
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
-        outcomes["budget_writes"] += 1
+        outcomes["budget_leases"] += 1
         return await take(*args, **kwargs)
 
+    async def counted_call(operation: str, **request: Any) -> Any:
+        key = request.get("Key", {}).get("pk", {}).get("S")
+        if operation == "update_item" and key in budget_keys:
+            outcomes["budget_writes"] += 1
+        return await call(operation, **request)
+
     store.take_units = counted
+    store._call = counted_call
     fallback = budget._fallback
 
     def counted_fallback(*args: Any, **kwargs: Any) -> bool:
