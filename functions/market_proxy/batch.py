@@ -21,6 +21,7 @@ from market_proxy.symbols import validate_symbol_text
 
 ReadTicker = Callable[[str, str], Awaitable[Answer]]
 _WEAKEST: tuple[Source, ...] = ("stale", "upstream", "l2", "l1")
+_SUGGESTIONS = 3  # as many as one exchange's 404 gives
 
 
 class Batch:
@@ -101,14 +102,25 @@ class Batch:
             listed = await asyncio.gather(
                 *(self._listing(exchange, symbol, named is not None) for exchange in candidates)
             )
-            venues = [exchange for exchange, ok in zip(candidates, listed, strict=True) if ok]
+            asked = [
+                exchange for exchange, why in zip(candidates, listed, strict=True) if why is None
+            ]
             got = await asyncio.gather(
-                *(self._ticker(exchange, symbol) for exchange in venues), return_exceptions=True
+                *(self._ticker(exchange, symbol) for exchange in asked), return_exceptions=True
             )
+        outcomes: dict[str, Answer | BaseException] = {
+            exchange: why
+            for exchange, why in zip(candidates, listed, strict=True)
+            if why is not None and not isinstance(why, errors.UnknownMarket)
+        }
+        outcomes.update(zip(asked, got, strict=True))
+        if not outcomes:
+            raise _unknown_everywhere(symbol, [why for why in listed if why is not None])
         rows: list[dict[str, Any]] = []
         answers: list[Answer] = []
         problems: dict[str, dict[str, Any]] = {}
-        for exchange, outcome in zip(venues, got, strict=True):
+        for exchange in (candidate for candidate in candidates if candidate in outcomes):
+            outcome = outcomes[exchange]
             if isinstance(outcome, errors.ProxyError):
                 problems[exchange] = outcome.problem()
                 rows.append({"exchange": exchange, "problem": problems[exchange]})
@@ -139,16 +151,32 @@ class Batch:
         }
         return _combined(data, answers, problems, self._clock())
 
-    async def _listing(self, exchange: str, symbol: str, named: bool) -> bool:
-        """Whether to ask ``exchange``: named ones always (their problem is the answer);
-        by default, those that list the market."""
+    async def _listing(self, exchange: str, symbol: str, named: bool) -> errors.ProxyError | None:
+        """None where ``exchange`` is to be asked for its ticker: a named one always (its
+        problem is the answer), by default one whose markets list the symbol. Else why not:
+        :class:`errors.UnknownMarket` where its markets, loaded, do not list it (left out),
+        or the problem that kept its markets from loading (listed with it)."""
         if named:
-            return True
+            return None
         try:
             (await self._gateway.venue(exchange)).market(symbol)
-        except errors.ProxyError:
-            return False
-        return True
+        except errors.ProxyError as exc:
+            return exc
+        return None
+
+
+def _unknown_everywhere(symbol: str, refusals: Sequence[errors.ProxyError]) -> errors.UnknownMarket:
+    """The 404 of a symbol no served exchange lists, with the close names theirs suggest
+    (those suggested by more of them first)."""
+    votes: dict[str, int] = {}
+    for refusal in refusals:
+        for suggestion in refusal.extra.get("suggestions") or ():
+            votes[suggestion] = votes.get(suggestion, 0) + 1
+    ranked = sorted(votes, key=lambda name: -votes[name])  # stable: first suggested first
+    return errors.UnknownMarket(
+        f"no served exchange has a market {symbol!r}",
+        extra={"suggestions": ranked[:_SUGGESTIONS]},
+    )
 
 
 def _fresh(memory: MemoryTier, key: str, now: int) -> bool:

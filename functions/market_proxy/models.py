@@ -73,7 +73,12 @@ class OrderBookData(MarketAnswer):
     timestamp: int | None
     datetime: str | None
     nonce: int | None = Field(description="The exchange's sequence number of the book, if any.")
-    depth: int = Field(description="Levels per side in this answer (at most those asked for).")
+    depth: int = Field(
+        description=(
+            "Levels per side in this answer: at most those asked for; fewer where the book holds "
+            "fewer, or where the exchange refuses ORDERBOOK_MAX_DEPTH and gives its own depth."
+        )
+    )
     bids: list[Level] = Field(description="[price, amount], best (highest) first.")
     asks: list[Level] = Field(description="[price, amount], best (lowest) first.")
     spread: FiniteFloat | None = Field(description="Best ask less best bid.")
@@ -106,13 +111,37 @@ class Trades(TradesData):
 class FundingData(MarketAnswer):
     timestamp: int | None
     datetime: str | None
-    funding_rate: FiniteFloat | None = Field(description="The rate of the current period.")
-    funding_timestamp: int | None = Field(description="When it is paid, epoch ms.")
-    next_funding_rate: FiniteFloat | None
-    next_funding_timestamp: int | None
+    funding_rate: FiniteFloat | None = Field(
+        description="The rate of the current period, paid at `next_funding_timestamp`."
+    )
+    next_funding_timestamp: int | None = Field(
+        description="The next funding time, epoch ms (the same meaning on every exchange)."
+    )
+    next_funding_rate: FiniteFloat | None = Field(
+        description=(
+            "The forecast rate of the period after the current one, where the exchange "
+            "publishes one (OKX); paid at `following_funding_timestamp`."
+        )
+    )
+    following_funding_timestamp: int | None = Field(
+        description=(
+            "The funding time after `next_funding_timestamp`, epoch ms, where the exchange "
+            "gives it (OKX); else null."
+        )
+    )
     interval: str | None = Field(description="How often funding is paid, e.g. 8h.")
-    mark_price: Price | None
-    index_price: Price | None
+    mark_price: Price | None = Field(
+        description=(
+            "The mark price, where the exchange's funding answer carries it (Binance, Bybit). "
+            "Null on OKX, whose funding-rate endpoint has no prices."
+        )
+    )
+    index_price: Price | None = Field(
+        description=(
+            "The index price, where the exchange's funding answer carries it (Binance, "
+            "Bybit). Null on OKX, whose funding-rate endpoint has no prices."
+        )
+    )
 
 
 class Funding(FundingData):

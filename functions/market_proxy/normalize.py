@@ -138,13 +138,21 @@ def trades(exchange_id: str, market: Mapping[str, Any], raw: Any) -> dict[str, A
 
 
 def funding(exchange_id: str, market: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A perpetual's funding: ccxt's unified funding-rate fields, named in snake case."""
+    """A perpetual's funding: ccxt's unified funding-rate fields, named in snake case, with
+    one meaning of "next" on every exchange.
+
+    ccxt's ``fundingTimestamp`` is the next funding (when ``fundingRate`` is paid) on every
+    exchange: Binance's and Bybit's ``nextFundingTime``, OKX's ``fundingTime``. Its
+    ``nextFundingTimestamp`` is the one after, which only OKX gives (its ``nextFundingTime``).
+    Here ``next_funding_timestamp`` is the former and ``following_funding_timestamp`` the
+    latter. Mark and index price stay null where ccxt leaves them so (OKX).
+    """
     fields = {
         **_identity(exchange_id, market, raw),
         "funding_rate": _number(raw.get("fundingRate")),
-        "funding_timestamp": _integer(raw.get("fundingTimestamp")),
+        "next_funding_timestamp": _integer(raw.get("fundingTimestamp")),
         "next_funding_rate": _number(raw.get("nextFundingRate")),
-        "next_funding_timestamp": _integer(raw.get("nextFundingTimestamp")),
+        "following_funding_timestamp": _integer(raw.get("nextFundingTimestamp")),
         "interval": _text(raw.get("interval")),
         "mark_price": _number(raw.get("markPrice")),
         "index_price": _number(raw.get("indexPrice")),

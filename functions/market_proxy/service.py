@@ -109,12 +109,17 @@ class MarketData:
 
     async def funding(self, exchange: str, symbol: str) -> Answer:
         """The current funding of a perpetual swap: rate, next funding time, mark and index
-        price. Raises :class:`errors.InvalidParameter` for a spot market and
-        :class:`errors.NotSupported` where the exchange or the market has no funding.
+        price. Raises :class:`errors.UnknownMarket` for a market the exchange does not list,
+        :class:`errors.NotSupported` where the exchange has no funding rates at all (whatever
+        the market) or the market pays none, and :class:`errors.InvalidParameter` for a spot
+        market of an exchange that has perpetuals (naming them).
 
         Cost upstream: one ``fetch_funding_rate`` per market per ``FUNDING_TTL_SECONDS``.
         """
         venue = await self._gateway.venue(exchange)
+        venue.market(symbol)
+        # Before the spot check: on an exchange without funding, no market would do.
+        venue.require(FUNDING.capability)
         venue.perpetual(symbol)
         return await self._read(FUNDING, exchange, symbol)
 

@@ -231,3 +231,28 @@ def test_a_refetched_but_unchanged_ticker_keeps_its_etag_so_the_client_still_get
     assert sim.calls("binance", "ticker") == 1
     assert again.headers["x-cache"] == "upstream"
     assert_not_modified(again, held)
+
+
+def test_candles_as_csv_and_as_json_each_give_a_304_only_for_their_own_etag(
+    api: LambdaApi, container: MarketData
+) -> None:
+    # Given a client holding the candles as JSON and another holding them as CSV,
+    as_json = api.get(HISTORY, query=HISTORY_QUERY, headers={"Accept": "application/json"})
+    as_csv = api.get(HISTORY, query=HISTORY_QUERY, headers={"Accept": "text/csv"})
+    json_etag, csv_etag = as_json.headers["etag"], as_csv.headers["etag"]
+    # then the two representations of one URL say so and are told apart,
+    assert json_etag != csv_etag
+    assert as_json.headers["vary"] == as_csv.headers["vary"] == "Accept"
+    # and each gets a 304 for its own ETag only, saying what it varies on.
+    csv_again = api.get(
+        HISTORY, query=HISTORY_QUERY, headers={"Accept": "text/csv", **if_none_match(csv_etag)}
+    )
+    assert_not_modified(csv_again, csv_etag)
+    assert csv_again.headers["vary"] == "Accept"
+    crossed = api.get(
+        HISTORY,
+        query=HISTORY_QUERY,
+        headers={"Accept": "application/json;q=1, text/csv;q=0.1", **if_none_match(csv_etag)},
+    )
+    assert crossed.status == 200
+    assert crossed.headers["etag"] == json_etag

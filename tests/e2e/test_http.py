@@ -242,6 +242,24 @@ def test_the_openapi_document_states_the_bounds_the_service_enforces(
         assert error == {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
+@pytest.mark.parametrize("most", [7, 200])
+def test_the_openapi_document_states_the_batch_bound_the_setting_gives(
+    settings: Settings, most: int
+) -> None:
+    # Given a deployment whose TICKERS_MAX_SYMBOLS is not the default,
+    bounded = settings.model_copy(update={"tickers_max_symbols": most})
+    with (
+        serve(create_app(MarketData.from_settings(bounded))) as url,
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
+        spec = http.get("/openapi.json").json()
+    # then the document states that bound, not the default's.
+    parameters = spec["paths"]["/tickers/{exchange}"]["get"]["parameters"]
+    (symbols,) = [p for p in parameters if p["name"] == "symbols"]
+    assert symbols["description"].startswith(f"1 to {most} symbols")
+    assert symbols["schema"]["pattern"].endswith(f"{{0,{most - 1}}}[ ,]*$")
+
+
 def test_candles_come_as_csv_when_asked_for(client: httpx.Client) -> None:
     query: dict[str, str | int] = {"timeframe": "1m", "limit": 5}
     as_json = client.get("/historical/binance/BTC-USDT", params=query)
@@ -264,6 +282,57 @@ def test_candles_come_as_csv_when_asked_for(client: httpx.Client) -> None:
         headers={"If-None-Match": by_format.headers["etag"]},
     )
     assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/json;q=1, text/csv;q=0.1", "application/json"),
+        ("text/csv;q=0.1, application/json", "application/json"),
+        ("text/csv;q=0.9, application/json;q=0.5", "text/csv"),
+        ("text/*, application/json;q=0.2", "text/csv"),
+        ("text/csv;q=0, */*", "application/json"),
+        ("*/*", "application/json"),
+        ("text/csv", "text/csv"),
+        ("TEXT/CSV; charset=utf-8", "text/csv"),
+        ("text/csv;q=bogus, application/json;q=0.1", "application/json"),
+    ],
+)
+def test_candles_follow_the_accept_headers_q_values_and_vary_on_accept(
+    client: httpx.Client, accept: str, expected: str
+) -> None:
+    response = client.get(
+        "/historical/binance/BTC-USDT",
+        params={"timeframe": "1m", "limit": 3},
+        headers={"Accept": accept},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(expected)
+    assert "accept" in response.headers["vary"].lower()
+
+
+def test_both_representations_of_candles_vary_on_accept_with_etags_of_their_own(
+    client: httpx.Client,
+) -> None:
+    url = "/historical/binance/BTC-USDT"
+    query: dict[str, str | int] = {"timeframe": "1m", "limit": 3}
+    as_json = client.get(url, params=query, headers={"Accept": "application/json"})
+    as_csv = client.get(url, params=query, headers={"Accept": "text/csv"})
+    assert as_json.headers["etag"] != as_csv.headers["etag"]
+    for held, other in ((as_json, as_csv), (as_csv, as_json)):
+        accept = held.headers["content-type"].split(";")[0]
+        again = client.get(
+            url, params=query, headers={"Accept": accept, "If-None-Match": held.headers["etag"]}
+        )
+        assert again.status_code == 304
+        assert again.headers["vary"] == held.headers["vary"]
+        assert "accept" in again.headers["vary"].lower()
+        # The other representation's ETag does not match this one.
+        crossed = client.get(
+            url, params=query, headers={"Accept": accept, "If-None-Match": other.headers["etag"]}
+        )
+        assert crossed.status_code == 200
+        assert crossed.headers["etag"] == held.headers["etag"]
 
 
 @pytest.mark.parametrize(
@@ -292,11 +361,13 @@ def test_every_kind_of_answer_carries_its_freshness_and_an_etag_that_gives_a_304
     ("path", "status", "code"),
     [
         ("/funding/binance/BTC/USDT", 400, "invalid_parameter"),
-        ("/funding/kraken/BTC/USD", 400, "invalid_parameter"),
+        ("/funding/kraken/BTC/USD", 501, "not_supported"),
+        ("/funding/coinbaseexchange/BTC-USD", 501, "not_supported"),
         ("/orderbook/binance/BTC/USDT?depth=1001", 400, "invalid_parameter"),
         ("/trades/binance/BTC/USDT?since=1700000000", 400, "invalid_parameter"),
         ("/markets/binance?cursor=nonsense", 400, "invalid_parameter"),
         ("/compare/NOPE-USDT?exchanges=binance", 200, None),
+        ("/compare/NOPE-USDT", 404, "unknown_market"),
         ("/tickers/binance?symbols=NOPE-USDT", 200, None),
     ],
 )

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from infra.exchange_sim import ExchangeSim
+from infra.exchange_sim import ExchangeSim, activity
 from market_proxy import errors
 from market_proxy.catalog import MarketQuery
 from market_proxy.clock import now_ms
+from market_proxy.keys import Kind, MarketKey
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
 from tests.support.clock import SharedClock
@@ -146,6 +148,57 @@ async def test_a_depth_past_the_bound_is_refused_with_the_bound(market: MarketDa
     assert refused.value.extra == {"parameter": "depth", "valid": "1..100"}
 
 
+async def test_a_depth_the_exchange_refuses_is_asked_once_then_its_own_depth_every_refresh(
+    settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    # Given books fetched deeper than Bybit's spot books go (1 to 200 levels),
+    deep = settings.model_copy(update={"orderbook_max_depth": 300})
+    service = MarketData.from_settings(deep, clock)
+    try:
+        await service.load_markets("bybit")
+        sim.reset_calls()
+        # when a book is asked for, then refreshed,
+        first = await service.order_book("bybit", SPOT, 300)
+        assert sim.calls("bybit", "orderbook") == 2, "refused, then the exchange's own depth"
+        clock.advance(60)
+        assert await service.warm(MarketKey(Kind.ORDERBOOK, "bybit", SPOT)) is not None
+        again = await service.order_book("bybit", SPOT, 300)
+    finally:
+        await service.close()
+    # then the refresh asks once, as the refusal taught, for the same depth as before.
+    refused, fallback, refresh = [c.params for c in sim.call_log() if c.endpoint == "orderbook"]
+    assert refused["limit"] == "300"
+    assert refresh == fallback
+    assert again.data["depth"] == first.data["depth"] >= 1
+
+
+async def test_a_depth_ccxt_itself_refuses_with_an_exchange_error_falls_back(
+    settings: Settings, clock: SharedClock, sim: ExchangeSim
+) -> None:
+    # Given an exchange whose ccxt code takes 20 or 100 levels only, and refuses others
+    # with a plain ExchangeError before sending anything (as Kucoin's does),
+    from ccxt.base.errors import ExchangeError
+
+    service = MarketData.from_settings(settings.model_copy(update={"orderbook_max_depth": 50}))
+    try:
+        client = service._gateway.client("okx")
+        real = client.fetch_order_book
+
+        async def twenty_or_a_hundred(symbol: str, limit: int | None = None) -> Any:
+            if limit not in (None, 20, 100):
+                raise ExchangeError("okx fetchOrderBook() limit argument must be 20 or 100")
+            return await real(symbol, limit)
+
+        client.fetch_order_book = twenty_or_a_hundred
+        # when a book is asked for,
+        book = await service.order_book("okx", SPOT, 50)
+    finally:
+        await service.close()
+    # then it is the exchange's own depth, not a failure.
+    assert book.data["depth"] > 0
+    assert sim.calls("okx", "orderbook") == 1
+
+
 @pytest.mark.parametrize("exchange", EXCHANGES)
 async def test_recent_trades_come_newest_last_and_bounded(
     market: MarketData, sim: ExchangeSim, exchange: str
@@ -171,15 +224,50 @@ async def test_a_perpetuals_funding(market: MarketData, exchange: str) -> None:
     assert answer.freshness.source == "upstream"
 
 
-@pytest.mark.parametrize("exchange", EXCHANGES)
+@pytest.mark.parametrize("exchange", sorted(PERP_IDS))
+async def test_next_funding_timestamp_is_the_next_funding_on_every_exchange(
+    market: MarketData, sim: ExchangeSim, exchange: str
+) -> None:
+    # Given a perpetual whose funding settles every 8 hours,
+    perpetual = sim.book.find(exchange, PERP_IDS[exchange], "linear")
+    assert perpetual is not None
+    # when its funding is asked for,
+    answer = (await market.funding(exchange, PERP)).data
+    # then next_funding_timestamp is the coming settlement, whatever ccxt calls it there,
+    expected = activity.funding(sim.book, perpetual)
+    assert answer["next_funding_timestamp"] == expected.next_ms
+    assert answer["funding_rate"] == pytest.approx(expected.rate)
+    if exchange == "okx":
+        # and the one after is only where the exchange gives it; OKX's funding has no prices.
+        assert answer["following_funding_timestamp"] == expected.next_ms + expected.interval_ms
+        assert (answer["mark_price"], answer["index_price"]) == (None, None)
+    else:
+        assert answer["following_funding_timestamp"] is None
+        assert answer["mark_price"] == pytest.approx(expected.mark)
+
+
+@pytest.mark.parametrize("exchange", sorted(PERP_IDS))
 async def test_a_spot_market_has_no_funding_and_says_where_it_is(
     market: MarketData, exchange: str
 ) -> None:
     with pytest.raises(errors.InvalidParameter) as refused:
         await market.funding(exchange, SPOT)
     assert refused.value.extra["parameter"] == "symbol"
-    if exchange in PERP_IDS:
-        assert PERP in refused.value.extra["valid"]
+    assert PERP in refused.value.extra["valid"]
+
+
+@pytest.mark.parametrize("exchange", sorted(set(EXCHANGES) - set(PERP_IDS)))
+async def test_an_exchange_without_funding_rates_is_not_supported_whatever_the_market(
+    market: MarketData, sim: ExchangeSim, exchange: str
+) -> None:
+    await market.load_markets(exchange)
+    sim.reset_calls()
+    for symbol in (SPOT, "BTC/USD"):
+        with pytest.raises(errors.NotSupported):
+            await market.funding(exchange, symbol)
+    with pytest.raises(errors.UnknownMarket):
+        await market.funding(exchange, "NOPE/USDT")
+    assert sim.calls(exchange) == 0
 
 
 @pytest.mark.parametrize("exchange", EXCHANGES)
@@ -237,6 +325,40 @@ async def test_one_symbol_across_every_exchange_that_lists_it(
     assert answer.data["spread"] == pytest.approx(
         answer.data["best_ask"]["price"] - answer.data["best_bid"]["price"]
     )
+
+
+async def test_a_venue_whose_markets_cannot_be_loaded_is_listed_with_its_problem(
+    market: MarketData, sim: ExchangeSim
+) -> None:
+    # Given Kraken down while its markets are not loaded yet,
+    sim.inject("kraken", "503", endpoint="markets", times=20)
+    # when one symbol is compared on every exchange,
+    answer = await market.compare("BTC/USDT")
+    # then Kraken is listed with why it could not answer, the others side by side.
+    venues = {v["exchange"]: v for v in answer.data["venues"]}
+    assert set(venues) == set(EXCHANGES)
+    assert venues["kraken"]["problem"]["retryable"] is True
+    assert all(v["last"] > 0 for name, v in venues.items() if name != "kraken")
+
+
+async def test_a_symbol_no_exchange_lists_is_an_unknown_market_with_suggestions(
+    market: MarketData,
+) -> None:
+    with pytest.raises(errors.UnknownMarket) as refused:
+        await market.compare("BTC/USDTT")
+    assert "BTC/USDT" in refused.value.extra["suggestions"]
+    with pytest.raises(errors.UnknownMarket):
+        await market.compare("NOPE/USDT")
+
+
+async def test_a_symbol_no_loaded_exchange_lists_still_reports_the_venue_that_failed(
+    market: MarketData, sim: ExchangeSim
+) -> None:
+    sim.inject("okx", "503", endpoint="markets", times=20)
+    answer = await market.compare("NOPE/USDT")
+    assert [v["exchange"] for v in answer.data["venues"]] == ["okx"]
+    assert answer.data["venues"][0]["problem"]["retryable"] is True
+    assert answer.data["best_bid"] is None
 
 
 async def test_a_named_exchange_that_lacks_the_market_is_listed_with_its_problem(

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from market_proxy.api import schemas
+from market_proxy.api.routes import tickers_bounds
 from market_proxy.service import MarketData
 
 COMPONENT = "#/components/schemas/"
@@ -43,6 +44,8 @@ def install(app: FastAPI, service: MarketData) -> None:
                         name = parameter["name"]
                         keywords = bounds.get(f"{path.split('/')[1]}.{name}", bounds.get(name))
                         _narrow(parameter["schema"], keywords or {})
+                        if keywords and "description" in keywords:
+                            parameter["description"] = keywords["description"]
             app.openapi_schema = built
         return app.openapi_schema
 
@@ -60,6 +63,7 @@ def configured_bounds(service: MarketData) -> dict[str, dict[str, Any]]:
         "historical.limit": {"maximum": settings.ohlcv_max_candles},
         "trades.limit": {"maximum": settings.trades_max_limit},
         "markets.limit": {"maximum": settings.markets_max_limit},
+        "tickers.symbols": tickers_bounds(settings.tickers_max_symbols),
         "depth": {"maximum": settings.orderbook_max_depth},
         "interval": {
             "minimum": settings.stream_min_interval_seconds,

@@ -52,7 +52,59 @@ def render(answer: Answer, if_none_match: str | None) -> Response:
     return Response(content=answer.body_json(), headers=headers, media_type="application/json")
 
 
+JSON = "application/json"
 CSV = "text/csv"
+
+
+def render_candles(
+    answer: Answer, if_none_match: str | None, *, accept: str | None, format: str | None
+) -> Response:
+    """Candles as JSON or as CSV: as ``format`` says, else as ``Accept`` prefers (JSON on a
+    tie). Both say ``Vary: Accept``, 304s too: one URL, two representations, so a shared
+    cache must not give one client's CSV to another asking for JSON."""
+    wanted = format or ("csv" if preferred(accept, (JSON, CSV)) == CSV else "json")
+    response = (
+        render_csv(answer, if_none_match) if wanted == "csv" else render(answer, if_none_match)
+    )
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+def preferred(accept: str | None, offered: tuple[str, ...]) -> str:
+    """Which of ``offered`` an ``Accept`` header (RFC 9110, 12.5.1) ranks highest: each is
+    weighed by the q of the most specific media range that matches it (``text/csv`` before
+    ``text/*`` before ``*/*``); a tie goes to the one offered first, and so does a header
+    that accepts none of them or cannot be read."""
+    ranges: list[tuple[str, str, float]] = []
+    for part in (accept or "").split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        kind, slash, sub = media.lower().partition("/")
+        if not slash or not kind or not sub:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = -1.0
+        if 0.0 <= q <= 1.0:
+            ranges.append((kind, sub, q))
+    best, best_q = offered[0], 0.0
+    for media in offered:
+        kind, _, sub = media.partition("/")
+        matched = [
+            ((k == kind) + (s == sub), q)
+            for k, s, q in ranges
+            if k in (kind, "*") and s in (sub, "*") and not (k == "*" and s != "*")
+        ]
+        if matched:
+            specific = max(rank for rank, _ in matched)
+            q = max(q for rank, q in matched if rank == specific)
+            if q > best_q:
+                best, best_q = media, q
+    return best
 
 
 def render_csv(answer: Answer, if_none_match: str | None) -> Response:

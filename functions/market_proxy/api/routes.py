@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
 from starlette.requests import Request
@@ -22,11 +22,24 @@ from market_proxy.api.params import (
     symbol_list,
     symbols_query,
 )
-from market_proxy.api.rendering import CSV, render, render_csv
-from market_proxy.settings import TICKERS_MOST
+from market_proxy.api.rendering import CSV, render, render_candles
+from market_proxy.settings import TICKERS_MOST, Settings
 
 router = APIRouter()
-MAX_TICKERS = 50  # what the document states (the default); TICKERS_MAX_SYMBOLS is enforced
+_TICKERS_WHAT = "a bad one is reported, never failing the others"
+
+
+def tickers_symbols(most: int) -> Any:
+    """/tickers' ``symbols`` for a ``TICKERS_MAX_SYMBOLS`` of ``most``: its text long enough
+    for as many as the setting may ever allow, its count checked against the setting."""
+    return symbols_query(most, _TICKERS_WHAT, room_for=TICKERS_MOST)
+
+
+def tickers_bounds(most: int) -> dict[str, Any]:
+    """What the OpenAPI document states of /tickers' ``symbols`` where the service allows
+    ``most`` (the route is declared with the setting's default, before any setting is read)."""
+    query = tickers_symbols(most)
+    return {"description": query.description, "pattern": query.json_schema_extra["pattern"]}
 
 
 @router.get(
@@ -51,12 +64,7 @@ async def ticker(request: Request, exchange: Exchange, symbol: Symbol) -> Respon
 async def tickers(
     request: Request,
     exchange: Exchange,
-    symbols: Annotated[
-        str,
-        symbols_query(
-            MAX_TICKERS, "a bad one is reported, never failing the others", room_for=TICKERS_MOST
-        ),
-    ],
+    symbols: Annotated[str, tickers_symbols(Settings.model_fields["tickers_max_symbols"].default)],
 ) -> Response:
     service = service_of(request)
     # One malformed symbol is reported under errors, like one the exchange does not list.
@@ -177,6 +185,4 @@ async def historical(
         until=parse_time("until", until),
         limit=limit,
     )
-    if format == "csv" or (format is None and CSV in (accept or "")):
-        return render_csv(answer, held_etags(request))
-    return render(answer, held_etags(request))
+    return render_candles(answer, held_etags(request), accept=accept, format=format)
