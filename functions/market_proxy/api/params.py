@@ -133,11 +133,17 @@ Market = Annotated[MarketData, Depends(market)]
 
 
 # Symbols separated by commas; spaces around them, and empty items, are ignored.
-def symbols_query(most: int, what: str, *, room_for: int | None = None) -> Any:
-    """``symbols=A,B,…``: 1 to ``most`` symbols (each as in /ticker), in a text long enough
-    for ``room_for`` of them (``most`` unless a setting may allow more than the document
-    states; the count is then checked against the setting)."""
-    pattern = f"^[ ,]*{SYMBOL_TEXT}([ ,]*,[ ,]*{SYMBOL_TEXT}){{0,{most - 1}}}[ ,]*$"
+# Any item at all: for a list whose items are judged one by one in the answer.
+ANY_ITEM = "[^ ,][^,]*"
+
+
+def symbols_query(
+    most: int, what: str, *, room_for: int | None = None, item: str = SYMBOL_TEXT
+) -> Any:
+    """``symbols=A,B,…``: 1 to ``most`` symbols (each as in /ticker, or as ``item`` says),
+    in a text long enough for ``room_for`` of them (``most`` unless a setting may allow
+    more than the document states; the count is then checked against the setting)."""
+    pattern = f"^[ ,]*{item}([ ,]*,[ ,]*{item}){{0,{most - 1}}}[ ,]*$"
     return Query(
         description=(
             f"1 to {most} symbols (each as in /ticker), separated by commas; spaces around "

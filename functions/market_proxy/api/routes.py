@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from market_proxy import models
 from market_proxy.api.params import (
+    ANY_ITEM,
     CACHED,
     CONDITIONAL,
     Exchange,
@@ -32,7 +33,8 @@ _TICKERS_WHAT = "a bad one is reported, never failing the others"
 def tickers_symbols(most: int) -> Any:
     """/tickers' ``symbols`` for a ``TICKERS_MAX_SYMBOLS`` of ``most``: its text long enough
     for as many as the setting may ever allow, its count checked against the setting."""
-    return symbols_query(most, _TICKERS_WHAT, room_for=TICKERS_MOST)
+    # Items are not held to a symbol's form: a malformed one is reported under errors.
+    return symbols_query(most, _TICKERS_WHAT, room_for=TICKERS_MOST, item=ANY_ITEM)
 
 
 def tickers_bounds(most: int) -> dict[str, Any]:
