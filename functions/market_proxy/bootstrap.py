@@ -61,7 +61,14 @@ def wire(settings: Settings, store: DynamoDBStore | None, clock: Callable[[], in
         return limit_for(settings, exchange, gateway.client(exchange).rateLimit)
 
     budget = (
-        Budget(store, outage, limit, fallback_share=settings.budget_fallback_share, clock=clock)
+        Budget(
+            store,
+            outage,
+            limit,
+            fallback_share=settings.budget_fallback_share,
+            clock=clock,
+            geo_block_s=settings.circuit_geo_block_seconds,
+        )
         if settings.fleet_budget
         else None
     )

@@ -144,8 +144,10 @@ class Budget:
         fallback_share: float,
         clock: Callable[[], int],
         wall: Callable[[], int] = now_ms,
+        geo_block_s: float = 3600.0,
     ) -> None:
         self._wall = wall
+        self._geo_block_ms = round(geo_block_s * 1000)
         self._store = store
         self._outage = outage
         self._limits = limits
@@ -230,7 +232,11 @@ class Budget:
 
     async def heed(self, exchange: str, error: errors.ProxyError, asked: float | None) -> None:
         """Pause the fleet for what an exchange said about calling it again: a ban, a
-        geo-block, or a rate limit that came with its ``Retry-After`` (``asked``)."""
+        geo-block (for ``CIRCUIT_GEO_BLOCK_SECONDS``: where this service runs does not
+        change), or a rate limit that came with its ``Retry-After`` (``asked``)."""
+        if isinstance(error, errors.UpstreamGeoBlocked):
+            await self.pause(exchange, self._clock() + self._geo_block_ms, error.code)
+            return
         shared = isinstance(error, errors.UpstreamBanned) or (
             isinstance(error, errors.UpstreamRateLimited) and asked is not None
         )
@@ -318,6 +324,11 @@ class Budget:
         detail = f"calls to {exchange} are paused for every container ({account.pause_reason})"
         if account.pause_reason == errors.UpstreamRateLimited.code:
             raise errors.UpstreamRateLimited(detail, retry_after=left)
+        if account.pause_reason == errors.UpstreamGeoBlocked.code:
+            raise errors.UpstreamGeoBlocked(
+                f"{exchange} refuses to serve the location this service runs in (a "
+                "restricted location, met by another container); deploy in a region it serves"
+            )
         raise errors.UpstreamBanned(detail, retry_after=left)
 
     def _window(self) -> int:

@@ -195,3 +195,13 @@ async def test_background_work_steps_aside_once_a_client_found_the_budget_spent(
     wall.now += 2000
     with in_background():
         assert await spend_all(container, wall) == LIMIT.per_window - LIMIT.reserve
+
+
+async def test_a_geo_block_one_container_met_stops_every_other_without_a_call() -> None:
+    store, wall = MemoryStore(), Wall()
+    blocked = errors.UpstreamGeoBlocked("binance refuses to serve this location")
+    await budget(store, wall).heed("binance", blocked, None)
+    wall.now += 600_000  # ten minutes later, another container
+    with pytest.raises(errors.UpstreamGeoBlocked) as refused:
+        await budget(store, wall).spend("binance", 1, deadline_ms=wall.now + 5000)
+    assert not refused.value.retryable
