@@ -14,7 +14,7 @@ from market_proxy.cache.entry import Freshness, Lifetime, Source, digest
 from market_proxy.cache.memory import MemoryTier
 from market_proxy.cache.store import fanning_out
 from market_proxy.exchanges.gateway import ExchangeGateway
-from market_proxy.exchanges.venue import Venue
+from market_proxy.exchanges.venue import Venue, market_kind
 from market_proxy.keys import DemandKey, Kind, MarketKey
 from market_proxy.settings import Settings
 from market_proxy.symbols import validate_symbol_text
@@ -47,7 +47,7 @@ class Batch:
         # whether its single tickers hold them (Coinbase Exchange's batch reads spark-lines,
         # last prices only; Binance's swaps have none either way). Where they do, its
         # tickers are fetched one by one.
-        self._thin_batches: dict[tuple[Any, ...], bool] = {}
+        self._thin_batches: dict[tuple[str, str, str], bool] = {}
 
     async def tickers(self, exchange: str, symbols: Sequence[str]) -> Answer:
         """See :meth:`MarketData.tickers`."""
@@ -189,7 +189,7 @@ def _loaders(
     venue: Venue,
     markets: Mapping[str, Mapping[str, Any]],
     batch: list[str],
-    thin: dict[tuple[Any, ...], bool],
+    thin: dict[tuple[str, str, str], bool],
 ) -> Callable[[str], Callable[[], Awaitable[dict[str, Any]]]]:
     """Per symbol, what loads its ticker: one shared ``fetch_tickers`` of the symbols in
     ``batch`` of its kind of market (made by the first loader the engine runs, if any; ccxt
@@ -199,15 +199,15 @@ def _loaders(
     ticker does, is not what ``/ticker`` answers (and fills the same cache): the first such
     answer is compared with a single ticker, the verdict kept in ``thin``, and where the
     single is richer the exchange's tickers of that kind are fetched one by one."""
-    groups: dict[tuple[Any, ...], list[str]] = {}
+    groups: dict[tuple[str, str], list[str]] = {}
     for symbol in batch:
-        groups.setdefault(_kind_of(markets[symbol]), []).append(symbol)
-    shared: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        groups.setdefault(market_kind(markets[symbol]), []).append(symbol)
+    shared: dict[tuple[str, str], asyncio.Future[Any]] = {}
     batched = venue.has("fetchTickers")
 
     def loader(symbol: str) -> Callable[[], Awaitable[dict[str, Any]]]:
         market = markets[symbol]
-        kind = _kind_of(market)
+        kind = market_kind(market)
         together = groups.get(kind, [])
 
         async def one() -> Any:
@@ -241,11 +241,6 @@ def _loaders(
 
 def _no_quotes(raw: Any) -> bool:
     return isinstance(raw, Mapping) and raw.get("bid") is None and raw.get("ask") is None
-
-
-def _kind_of(market: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What ccxt's batches of tickers keep together: markets of one type and settlement."""
-    return (market.get("type"), bool(market.get("inverse")))
 
 
 def _combined(

@@ -13,6 +13,7 @@ import pytest
 from infra.exchange_sim import ExchangeSim
 from infra.local.dynamodb import DynamoDBLocal
 from market_proxy import errors
+from market_proxy.answers import Answer
 from market_proxy.candles import BUCKET_CANDLES
 from market_proxy.service import MarketData
 from market_proxy.settings import Settings
@@ -48,6 +49,12 @@ async def market(settings: Settings, clock: SharedClock) -> AsyncIterator[Market
 def assert_contiguous(candles: list[list[float]], start: int, count: int) -> None:
     stamps = [int(c[0]) for c in candles]
     assert stamps == list(range(start, start + count * MIN, MIN))
+
+
+def assert_kept_briefly(answer: Answer, clock: SharedClock, settings: Settings) -> None:
+    """No client or cache is told to keep ``answer`` longer than an open candle."""
+    limit = clock.now + settings.ohlcv_open_ttl_seconds * 1000
+    assert answer.freshness.lifetime.fresh_until <= limit
 
 
 def ohlcv_calls(sim: ExchangeSim, exchange: str = "binance") -> int:
@@ -216,9 +223,7 @@ async def test_an_empty_answer_for_past_candles_is_not_kept_as_a_gap(
 
     # when it is asked again once that answer's brief freshness is over,
     assert empty.data["candles"] == []
-    assert (
-        empty.freshness.lifetime.fresh_until <= clock.now + settings.ohlcv_open_ttl_seconds * 1000
-    )
+    assert_kept_briefly(empty, clock, settings)
     clock.advance(settings.ohlcv_open_ttl_seconds + 1)
     sim.reset_calls()
     whole = await market.candles("binance", "ETH/BTC", timeframe="1m", since=start, limit=30)
@@ -248,9 +253,7 @@ async def test_an_empty_answer_for_a_past_range_is_fresh_only_briefly_on_every_e
     # then that answer is no gap, and no client or cache is told to keep it for long.
     assert empty.data["candles"] == []
     assert empty.data["gaps"] == []
-    assert (
-        empty.freshness.lifetime.fresh_until <= clock.now + settings.ohlcv_open_ttl_seconds * 1000
-    )
+    assert_kept_briefly(empty, clock, settings)
 
 
 async def test_an_empty_answer_for_past_weeks_is_not_kept_as_closed(
@@ -261,9 +264,7 @@ async def test_an_empty_answer_for_past_weeks_is_not_kept_as_closed(
     since = clock.now - 100 * 7 * 1440 * MIN
     empty = await market.candles("binance", SPOT, timeframe="1w", since=since, limit=3)
     assert empty.data["candles"] == []
-    assert (
-        empty.freshness.lifetime.fresh_until <= clock.now + settings.ohlcv_open_ttl_seconds * 1000
-    )
+    assert_kept_briefly(empty, clock, settings)
 
 
 async def test_latest_candles_of_a_quiet_market_are_fresh_only_briefly(

@@ -10,7 +10,7 @@ from market_proxy import errors, normalize
 from market_proxy.candles.walk import Walked, walk
 from market_proxy.exchanges.gateway import ExchangeGateway
 from market_proxy.exchanges.paging import Paging, derive
-from market_proxy.exchanges.venue import Venue
+from market_proxy.exchanges.venue import Venue, market_kind
 from market_proxy.intervals import Interval
 
 
@@ -23,8 +23,7 @@ class CandleSource:
     async def paging(self, venue: Venue, market: Mapping[str, Any], timeframe: str) -> Paging:
         """How ``market``'s candles page on its exchange (derived once per container, per
         exchange, market type and timeframe; costs no upstream call)."""
-        subtype = "inverse" if market.get("inverse") else "linear"
-        key = (venue.id, str(market.get("type")), subtype, timeframe)
+        key = (venue.id, *market_kind(market), timeframe)
         paging = self._paging.get(key)
         if paging is None:
             paging = await derive(venue.client, market, timeframe)

@@ -12,6 +12,12 @@ from market_proxy.cache.entry import Lifetime
 from market_proxy.symbols import SymbolIndex
 
 
+def market_kind(market: Mapping[str, Any]) -> tuple[str, str]:
+    """A market's type and settlement side: what ccxt keeps together in one batch of
+    tickers, and what its per-type options (paging among them) tell apart."""
+    return str(market.get("type") or "spot"), "inverse" if market.get("inverse") else "linear"
+
+
 @dataclass
 class Venue:
     """One exchange as this container knows it: its client and its markets."""
